@@ -1,0 +1,2 @@
+//! wasmconnect worker.
+pub mod plugin;

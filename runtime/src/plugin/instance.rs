@@ -1,0 +1,258 @@
+//! Running plugin instances: one store per task, every call bounded by the task's deadline,
+//! traps turned into errors that fail only that task.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use wasmconnect_sdk::data::codec::SchemaCache;
+use wasmconnect_sdk::data::{self, Outcome, Record, RecordFailure, SourcePosition, SourceRecord};
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::{sink::SinkPlugin, source::SourcePlugin, transform::TransformPlugin, types};
+use super::store::TaskState;
+use super::wire::{self, WireError};
+
+/// Why a call into a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin reported an error.
+    #[error("{0}")]
+    Plugin(data::PluginError),
+    /// The plugin trapped (a panic, an out-of-bounds access, its memory cap, its deadline).
+    /// The instance is unusable afterwards.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl CallError {
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, CallError::Plugin(e) if e.is_retriable())
+    }
+}
+
+pub(crate) fn error_from_wit(e: types::PluginError) -> data::PluginError {
+    match e {
+        types::PluginError::Config(m) => data::PluginError::Config(m),
+        types::PluginError::Retriable(m) => data::PluginError::Retriable(m),
+        types::PluginError::Fatal(m) => data::PluginError::Fatal(m),
+    }
+}
+
+/// Makes a store for a task: its deadline is checked at every epoch tick, where the call
+/// also yields to the async runtime so a busy plugin cannot hold a worker thread.
+pub(crate) fn new_store(engine: &wasmtime::Engine, state: TaskState) -> Store<TaskState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if state.call_started.elapsed() > state.call_timeout {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+fn begin_call(store: &mut Store<TaskState>) {
+    store.data_mut().call_started = Instant::now();
+    store.set_epoch_deadline(1);
+}
+
+/// Describes a trap with what the plugin printed before it (a panic message).
+pub(crate) fn describe_trap(store: &Store<TaskState>, err: &wasmtime::Error) -> CallError {
+    let mut message = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!(
+            "the call ran past its deadline of {} ms and was interrupted",
+            store.data().call_timeout.as_millis()
+        ),
+        Some(trap) => format!("{trap}"),
+        None => format!("{err}"),
+    };
+    let detail = format!("{err:?}");
+    if !detail.is_empty() && !message.contains(&detail) {
+        message.push('\n');
+        message.push_str(&detail);
+    }
+    let output = store.data().output.text();
+    if !output.is_empty() {
+        message.push_str("\nplugin output:\n");
+        message.push_str(&output);
+    }
+    CallError::Trap(message)
+}
+
+/// Runs one exported call with the deadline armed, mapping a trap and a plugin error.
+macro_rules! call {
+    ($self:ident, $export:ident, $func:ident $(, $arg:expr)*) => {{
+        begin_call(&mut $self.store);
+        let result = $self.bindings.$export().$func(&mut $self.store $(, $arg)*).await;
+        match result {
+            Ok(value) => Ok(value),
+            Err(err) => Err(describe_trap(&$self.store, &err)),
+        }
+    }};
+}
+
+fn flat(config: &BTreeMap<String, String>) -> types::Config {
+    wire::config_to_wit(config)
+}
+
+/// A source task's plugin instance.
+pub struct SourceInstance {
+    pub(crate) store: Store<TaskState>,
+    pub(crate) bindings: SourcePlugin,
+    pub(crate) schemas: SchemaCache,
+}
+
+impl std::fmt::Debug for SourceInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceInstance").finish_non_exhaustive()
+    }
+}
+
+impl SourceInstance {
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn open(
+        &mut self,
+        config: &BTreeMap<String, String>,
+        resume: &[SourcePosition],
+    ) -> Result<(), CallError> {
+        let resume: Vec<_> = resume.iter().map(wire::position_to_wit).collect();
+        call!(self, wasmconnect_plugin_source_task, call_open, &flat(config), &resume)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+    }
+
+    /// # Errors
+    /// The plugin's error, a trap, or a malformed batch.
+    pub async fn poll(&mut self, max_records: u32) -> Result<Vec<SourceRecord>, CallError> {
+        let batch = call!(self, wasmconnect_plugin_source_task, call_poll, max_records)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
+        Ok(wire::source_batch_from_wit(&mut self.schemas, batch)?)
+    }
+
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn commit(&mut self, positions: &[SourcePosition]) -> Result<(), CallError> {
+        let positions: Vec<_> = positions.iter().map(wire::position_to_wit).collect();
+        call!(self, wasmconnect_plugin_source_task, call_commit, &positions)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+    }
+
+    /// # Errors
+    /// A trap.
+    pub async fn close(&mut self) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_source_task, call_close)
+    }
+}
+
+/// A sink task's plugin instance.
+pub struct SinkInstance {
+    pub(crate) store: Store<TaskState>,
+    pub(crate) bindings: SinkPlugin,
+}
+
+impl std::fmt::Debug for SinkInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkInstance").finish_non_exhaustive()
+    }
+}
+
+impl SinkInstance {
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn open(&mut self, config: &BTreeMap<String, String>) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_sink_task, call_open, &flat(config))?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+    }
+
+    /// Writes a batch; returns the records the plugin could not write.
+    ///
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn put(&mut self, records: &[Record]) -> Result<Vec<RecordFailure>, CallError> {
+        let batch = wire::batch_to_wit(records);
+        let failures = call!(self, wasmconnect_plugin_sink_task, call_put, &batch)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
+        Ok(failures
+            .into_iter()
+            .map(|f| RecordFailure {
+                index: f.index,
+                message: f.message,
+            })
+            .collect())
+    }
+
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn flush(&mut self) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_sink_task, call_flush)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+    }
+
+    /// # Errors
+    /// A trap.
+    pub async fn close(&mut self) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_sink_task, call_close)
+    }
+}
+
+/// A transform's plugin instance.
+pub struct TransformInstance {
+    pub(crate) store: Store<TaskState>,
+    pub(crate) bindings: TransformPlugin,
+    pub(crate) schemas: SchemaCache,
+}
+
+impl std::fmt::Debug for TransformInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransformInstance").finish_non_exhaustive()
+    }
+}
+
+impl TransformInstance {
+    /// # Errors
+    /// The plugin's error, or a trap.
+    pub async fn configure(&mut self, config: &BTreeMap<String, String>) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_transform, call_configure, &flat(config))?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+    }
+
+    /// Applies the transform to a batch: one outcome per record, in order.
+    ///
+    /// # Errors
+    /// The plugin's error, a trap, or a result that breaks the one-outcome-per-record rule.
+    pub async fn apply(&mut self, records: &[Record]) -> Result<Vec<Outcome>, CallError> {
+        let batch = wire::batch_to_wit(records);
+        let result = call!(self, wasmconnect_plugin_transform, call_apply, &batch)?
+            .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
+        if result.outcomes.len() != records.len() {
+            return Err(CallError::Wire(WireError(format!(
+                "transform returned {} outcomes for {} records",
+                result.outcomes.len(),
+                records.len()
+            ))));
+        }
+        let schemas = wire::schemas_from_wit(&mut self.schemas, &result.schemas)?;
+        result
+            .outcomes
+            .into_iter()
+            .map(|o| {
+                Ok(match o {
+                    types::Outcome::Keep(r) => Outcome::Keep(wire::record_from_wit(r, &schemas)?),
+                    types::Outcome::Drop => Outcome::Drop,
+                    types::Outcome::Failed(m) => Outcome::Failed(m),
+                })
+            })
+            .collect()
+    }
+
+    /// # Errors
+    /// A trap.
+    pub async fn close(&mut self) -> Result<(), CallError> {
+        call!(self, wasmconnect_plugin_transform, call_close)
+    }
+}

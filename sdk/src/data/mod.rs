@@ -1,0 +1,243 @@
+//! The data model shared by plugins and the worker: Connect schemas and values, and the
+//! records that carry them.
+
+pub mod codec;
+pub mod json;
+mod schema;
+mod value;
+
+use std::sync::Arc;
+
+pub use schema::{Field, Schema, SchemaType, logical};
+pub use value::{Decimal, Struct, StructError, Value};
+
+/// A value with its optional schema (Kafka Connect's `SchemaAndValue`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data {
+    pub schema: Option<Arc<Schema>>,
+    pub value: Value,
+}
+
+impl Data {
+    /// Null without a schema: a null key, or a tombstone value.
+    pub const NULL: Data = Data {
+        schema: None,
+        value: Value::Null,
+    };
+
+    pub fn new(schema: Arc<Schema>, value: impl Into<Value>) -> Data {
+        Data {
+            schema: Some(schema),
+            value: value.into(),
+        }
+    }
+
+    /// A value without a schema.
+    pub fn schemaless(value: impl Into<Value>) -> Data {
+        Data {
+            schema: None,
+            value: value.into(),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.value.is_null()
+    }
+}
+
+impl Default for Data {
+    fn default() -> Data {
+        Data::NULL
+    }
+}
+
+/// A record header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub key: String,
+    pub value: Data,
+}
+
+/// A record as sinks and transforms see it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub topic: String,
+    /// The Kafka partition; always set on the sink side.
+    pub partition: Option<i32>,
+    /// The Kafka offset; set on the sink side only.
+    pub offset: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+    pub key: Data,
+    pub value: Data,
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// A record for `topic` with the given value, no key and no headers.
+    pub fn new(topic: impl Into<String>, value: Data) -> Record {
+        Record {
+            topic: topic.into(),
+            value,
+            ..Record::default()
+        }
+    }
+
+    /// Sets the key (builder style).
+    pub fn with_key(mut self, key: Data) -> Record {
+        self.key = key;
+        self
+    }
+
+    /// Adds a header (builder style).
+    pub fn with_header(mut self, key: impl Into<String>, value: Data) -> Record {
+        self.headers.push(Header {
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// A tombstone has a null value.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_null()
+    }
+}
+
+/// A primitive in a source partition or offset map.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Null,
+    Boolean(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Scalar {
+        Scalar::Integer(v)
+    }
+}
+
+impl From<&str> for Scalar {
+    fn from(v: &str) -> Scalar {
+        Scalar::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Scalar {
+    fn from(v: String) -> Scalar {
+        Scalar::Text(v)
+    }
+}
+
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Scalar {
+        Scalar::Boolean(v)
+    }
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Scalar {
+        Scalar::Float(v)
+    }
+}
+
+/// A source partition or offset: string keys, primitive values, in key order.
+pub type OffsetMap = Vec<(String, Scalar)>;
+
+/// Builds an [`OffsetMap`] from pairs.
+pub fn offset_map<K: Into<String>, V: Into<Scalar>>(pairs: impl IntoIterator<Item = (K, V)>) -> OffsetMap {
+    let mut map: OffsetMap = pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    map.sort_by(|a, b| a.0.cmp(&b.0));
+    map
+}
+
+/// Looks a key up in an [`OffsetMap`].
+pub fn offset_get<'a>(map: &'a OffsetMap, key: &str) -> Option<&'a Scalar> {
+    map.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// A source partition and how far the source has read in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePosition {
+    pub partition: OffsetMap,
+    pub offset: OffsetMap,
+}
+
+/// A record produced by a source, with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRecord {
+    pub position: SourcePosition,
+    pub record: Record,
+}
+
+/// What a transform did with one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Pass this (possibly changed) record on.
+    Keep(Record),
+    /// Filter the record out.
+    Drop,
+    /// The record cannot be transformed; the error policy decides what follows.
+    Failed(String),
+}
+
+/// A record a sink could not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// Index into the batch passed to `put`.
+    pub index: u32,
+    pub message: String,
+}
+
+/// An error a plugin reports to the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginError {
+    /// Bad configuration: never retried.
+    Config(String),
+    /// Transient: the worker retries with backoff.
+    Retriable(String),
+    /// The task fails with this message in its trace.
+    Fatal(String),
+}
+
+impl PluginError {
+    pub fn config(message: impl Into<String>) -> PluginError {
+        PluginError::Config(message.into())
+    }
+
+    pub fn retriable(message: impl Into<String>) -> PluginError {
+        PluginError::Retriable(message.into())
+    }
+
+    pub fn fatal(message: impl Into<String>) -> PluginError {
+        PluginError::Fatal(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            PluginError::Config(m) | PluginError::Retriable(m) | PluginError::Fatal(m) => m,
+        }
+    }
+
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, PluginError::Retriable(_))
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginError::Config(m) => write!(f, "invalid configuration: {m}"),
+            PluginError::Retriable(m) => write!(f, "retriable error: {m}"),
+            PluginError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for PluginError {}
