@@ -1,2 +1,4 @@
 //! wasmconnect worker.
+pub mod config;
+pub mod convert;
 pub mod plugin;
