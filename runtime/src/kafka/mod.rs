@@ -1,0 +1,77 @@
+//! Kafka clients: construction from worker and connector settings, topic creation, and the
+//! embedded development cluster.
+
+mod embedded;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+pub use embedded::EmbeddedKafka;
+
+/// A Kafka operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka client error: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("cannot create topic {topic}: {message}")]
+    CreateTopic { topic: String, message: String },
+}
+
+/// A librdkafka client config: `bootstrap.servers`, the given defaults, then each settings
+/// layer in order (worker `producer.*`, then connector `producer.override.*`, say).
+pub fn client_config(bootstrap: &str, defaults: &[(&str, &str)], layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
+    for layer in layers {
+        for (k, v) in layer.iter() {
+            config.set(k, v);
+        }
+    }
+    config
+}
+
+/// How a missing topic is created (KIP-158's `topic.creation.*` for the matching group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Creates `topic` if it does not exist.
+///
+/// # Errors
+/// When the broker refuses to create it (other than because it exists).
+pub async fn ensure_topic(admin: &AdminClient<DefaultClientContext>, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
+    let replication = if spec.replication_factor < 0 {
+        TopicReplication::Fixed(-1)
+    } else {
+        TopicReplication::Fixed(spec.replication_factor)
+    };
+    let mut new_topic = NewTopic::new(topic, spec.partitions, replication);
+    for (k, v) in &spec.configs {
+        new_topic = new_topic.set(k, v);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics([&new_topic], &options).await?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic = %topic, partitions = spec.partitions, "Created topic."),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic: name,
+                    message: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
