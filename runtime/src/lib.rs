@@ -1,5 +1,9 @@
 //! wasmconnect worker.
 pub mod config;
 pub mod convert;
+pub mod herder;
 pub mod kafka;
 pub mod plugin;
+pub mod rest;
+pub mod task;
+pub mod worker;

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
-pub use embedded::EmbeddedKafka;
+pub use embedded::{EmbeddedKafka, EmbeddedTopics};
 
 /// A Kafka operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,29 @@ pub struct TopicSpec {
     pub partitions: i32,
     pub replication_factor: i32,
     pub configs: BTreeMap<String, String>,
+}
+
+/// Creates topics: through the Admin API, or through the embedded cluster's own call.
+#[derive(Debug, Clone)]
+pub enum TopicCreator {
+    Admin(std::sync::Arc<AdminClient<DefaultClientContext>>),
+    Embedded(EmbeddedTopics),
+}
+
+impl TopicCreator {
+    /// Creates `topic` if it does not exist.
+    ///
+    /// # Errors
+    /// When the broker refuses to create it (other than because it exists).
+    pub async fn ensure(&self, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
+        match self {
+            TopicCreator::Admin(admin) => ensure_topic(admin, topic, spec).await,
+            TopicCreator::Embedded(mock) => mock.create(topic, spec.partitions).await.map_err(|message| KafkaError::CreateTopic {
+                topic: topic.to_owned(),
+                message,
+            }),
+        }
+    }
 }
 
 /// Creates `topic` if it does not exist.

@@ -1,0 +1,42 @@
+# wasmconnect: build, demo and test. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+PLUGIN_DIR := target/plugins
+TEST_PLUGIN_DIR := target/test-plugins
+WASM_TARGET := wasm32-wasip2
+# Plugins shipped in plugin.path, and guest fixtures used only by tests and benchmarks.
+PLUGINS := datagen file-sink
+TEST_PLUGINS := test-faults identity-transform
+
+.PHONY: build plugins test-plugins demo test bench fmt lint
+
+build: plugins
+	$(CARGO) build --release -p wasmconnect
+
+plugins:
+	rustup target add $(WASM_TARGET) >/dev/null
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS))
+	mkdir -p $(PLUGIN_DIR)
+	for p in $(PLUGINS); do cp target/$(WASM_TARGET)/release/$${p//-/_}.wasm $(PLUGIN_DIR)/; done
+
+test-plugins:
+	rustup target add $(WASM_TARGET) >/dev/null
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(TEST_PLUGINS))
+	mkdir -p $(TEST_PLUGIN_DIR)
+	for p in $(TEST_PLUGINS); do cp target/$(WASM_TARGET)/release/$${p//-/_}.wasm $(TEST_PLUGIN_DIR)/; done
+
+demo: build
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+bench: plugins test-plugins
+	$(CARGO) bench -p wasmconnect --bench boundary
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,162 @@
+//! Task loops: a sink task consumes, converts and hands batches to its plugin, committing
+//! offsets only after the plugin flushed; a source task polls its plugin, converts,
+//! produces and stores source offsets only for acknowledged records.
+
+mod sink;
+mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+use crate::herder::offsets::OffsetStore;
+use crate::kafka::TopicCreator;
+use crate::plugin::Plugin;
+
+pub use sink::run_sink;
+pub use source::run_source;
+
+/// Kafka Connect's task and connector states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    Unassigned,
+    Running,
+    Paused,
+    Stopped,
+    Failed,
+    Restarting,
+}
+
+/// A task's or connector's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub state: State,
+    pub trace: Option<String>,
+}
+
+impl Status {
+    pub fn new(state: State) -> Status {
+        Status { state, trace: None }
+    }
+
+    pub fn failed(trace: impl Into<String>) -> Status {
+        Status {
+            state: State::Failed,
+            trace: Some(trace.into()),
+        }
+    }
+}
+
+/// A status shared between a running task and the herder.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+pub fn set_status(status: &SharedStatus, value: Status) {
+    *status.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+}
+
+pub fn get_status(status: &SharedStatus) -> Status {
+    status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// What the herder wants a task to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Run,
+    Pause,
+}
+
+/// What the worker shares with every task.
+#[derive(Debug)]
+pub struct WorkerShared {
+    pub config: WorkerConfig,
+    pub bootstrap: String,
+    pub offsets: OffsetStore,
+    /// Creates the topics sources write to (brokers may not create them on their own).
+    pub topics: TopicCreator,
+}
+
+/// Everything one task runs with.
+#[derive(Debug)]
+pub struct TaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    /// The task's config, placeholders resolved.
+    pub config: BTreeMap<String, String>,
+    /// The connector's config, placeholders resolved (converters, client overrides).
+    pub connector_config: BTreeMap<String, String>,
+    pub plugin: Arc<Plugin>,
+    pub worker: Arc<WorkerShared>,
+    pub status: SharedStatus,
+    pub target: watch::Receiver<Target>,
+    pub cancel: CancellationToken,
+    /// Topics this connector has used (KIP-558).
+    pub topics: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl TaskContext {
+    fn task_name(&self) -> String {
+        format!("{}-{}", self.connector, self.task_id)
+    }
+
+    fn note_topic(&self, topic: &str) {
+        let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !topics.contains(topic) {
+            topics.insert(topic.to_owned());
+        }
+    }
+
+    /// Waits while the target is `Pause`; returns false when cancelled.
+    async fn wait_while_paused(&mut self) -> bool {
+        while *self.target.borrow() == Target::Pause {
+            tokio::select! {
+                () = self.cancel.cancelled() => return false,
+                changed = self.target.changed() => if changed.is_err() { return false },
+            }
+        }
+        true
+    }
+}
+
+/// Why a task stopped with an error; the text becomes the task's `trace`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskFailure(pub String);
+
+impl TaskFailure {
+    fn new(context: &str, err: impl std::fmt::Display) -> TaskFailure {
+        TaskFailure(format!("{context}: {err}"))
+    }
+}
+
+/// Backoff for retriable errors: doubling from 100 ms to 10 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+
+    /// Sleeps; returns false when cancelled first.
+    async fn wait(&mut self, cancel: &CancellationToken) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        tokio::select! {
+            () = cancel.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+}

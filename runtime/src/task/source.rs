@@ -1,0 +1,253 @@
+//! The source task loop.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use wasmconnect_sdk::data::{SourcePosition, SourceRecord};
+
+use super::{Backoff, State, Status, Target, TaskContext, TaskFailure, set_status};
+use crate::config::connector::{self, TopicCreation};
+use crate::config::worker::prefixed;
+use crate::convert::Converters;
+use crate::herder::offsets::offset_key;
+use crate::kafka::client_config;
+use crate::plugin::{CallError, SourceInstance};
+
+/// How long a source with nothing to give is left alone before the next poll.
+const IDLE_POLL_DELAY: Duration = Duration::from_millis(50);
+
+/// Runs a source task until cancelled or failed; the outcome is left in its status.
+pub async fn run_source(mut ctx: TaskContext) {
+    let outcome = source_loop(&mut ctx).await;
+    match outcome {
+        Ok(()) => set_status(&ctx.status, Status::new(State::Unassigned)),
+        Err(failure) => {
+            tracing::error!(connector = %ctx.connector, task = ctx.task_id, error = %failure.0, "Task failed; it will not recover until restarted.");
+            set_status(&ctx.status, Status::failed(failure.0));
+        }
+    }
+}
+
+struct SourceTask {
+    plugin: SourceInstance,
+    producer: FutureProducer,
+    converters: Converters,
+    creation: TopicCreation,
+    known_topics: HashSet<String>,
+    /// Positions acknowledged but not yet flushed to the offset store.
+    unflushed: BTreeMap<String, SourcePosition>,
+    last_flush: Instant,
+}
+
+fn call_failure(what: &str, err: CallError) -> TaskFailure {
+    TaskFailure::new(what, err)
+}
+
+impl SourceTask {
+    async fn ensure_topic(&mut self, ctx: &TaskContext, topic: &str) -> Result<(), TaskFailure> {
+        if self.known_topics.contains(topic) {
+            return Ok(());
+        }
+        if ctx.worker.config.topic_creation_enable {
+            ctx.worker
+                .topics
+                .ensure(topic, self.creation.spec_for(topic))
+                .await
+                .map_err(|e| TaskFailure::new("Topic creation failed", e))?;
+        }
+        ctx.note_topic(topic);
+        self.known_topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Converts and produces a batch, then waits for every acknowledgement. Positions are
+    /// recorded only for acknowledged records.
+    async fn produce(&mut self, ctx: &TaskContext, records: Vec<SourceRecord>) -> Result<(), TaskFailure> {
+        let mut deliveries: Vec<(DeliveryFuture, SourcePosition)> = Vec::with_capacity(records.len());
+        for sr in records {
+            let r = &sr.record;
+            self.ensure_topic(ctx, &r.topic).await?;
+            let key = self
+                .converters
+                .key
+                .from_connect(&r.key)
+                .map_err(|e| TaskFailure(format!("Error converting the key of a record for topic {}: {e}", r.topic)))?;
+            let value = self
+                .converters
+                .value
+                .from_connect(&r.value)
+                .map_err(|e| TaskFailure(format!("Error converting the value of a record for topic {}: {e}", r.topic)))?;
+            let mut headers = OwnedHeaders::new();
+            for h in &r.headers {
+                let bytes = self
+                    .converters
+                    .header
+                    .from_connect(&h.value)
+                    .map_err(|e| TaskFailure(format!("Error converting header {}: {e}", h.key)))?;
+                headers = headers.insert(KafkaHeader {
+                    key: &h.key,
+                    value: bytes.as_deref(),
+                });
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).headers(headers);
+            if let Some(k) = key.as_deref() {
+                record = record.key(k);
+            }
+            if let Some(v) = value.as_deref() {
+                record = record.payload(v);
+            }
+            if let Some(p) = r.partition {
+                record = record.partition(p);
+            }
+            if let Some(ts) = r.timestamp {
+                record = record.timestamp(ts);
+            }
+            let mut pending = record;
+            let future = loop {
+                match self.producer.send_result(pending) {
+                    Ok(f) => break f,
+                    Err((e, rec)) if matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) => {
+                        pending = rec;
+                        self.producer.poll(Timeout::After(Duration::from_millis(10)));
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(TaskFailure::new("Cannot send a record", e)),
+                }
+            };
+            deliveries.push((future, sr.position));
+        }
+        for (future, position) in deliveries {
+            match future.await {
+                Ok(Ok(_)) => {
+                    self.unflushed.insert(offset_key(&ctx.connector, &position.partition), position);
+                }
+                Ok(Err((e, _))) => return Err(TaskFailure::new("Kafka did not acknowledge a record", e)),
+                Err(_) => return Err(TaskFailure("The producer was closed before a record was acknowledged".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes acknowledged positions to the offset store and tells the plugin.
+    async fn flush_offsets(&mut self, ctx: &TaskContext) -> Result<(), TaskFailure> {
+        self.last_flush = Instant::now();
+        if self.unflushed.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<SourcePosition> = std::mem::take(&mut self.unflushed).into_values().collect();
+        ctx.worker.offsets.put(&ctx.connector, &positions);
+        let worker = ctx.worker.clone();
+        tokio::task::spawn_blocking(move || worker.offsets.flush())
+            .await
+            .map_err(|e| TaskFailure::new("Offset flush panicked", e))?
+            .map_err(|e| TaskFailure::new("Cannot store source offsets", e))?;
+        if let Err(e) = self.plugin.commit(&positions).await {
+            tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to handle a commit.");
+        }
+        Ok(())
+    }
+}
+
+async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
+    let client_id = format!("connector-producer-{}", ctx.task_name());
+    let producer: FutureProducer = client_config(
+        &ctx.worker.bootstrap,
+        &[
+            ("client.id", &client_id),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+        ],
+        &[
+            &ctx.worker.config.prefixed("producer."),
+            &prefixed(&ctx.connector_config, "producer.override."),
+        ],
+    )
+    .create()
+    .map_err(|e| TaskFailure::new("Cannot create the producer", e))?;
+    let converters = Converters::from_configs(&ctx.worker.config.raw, &ctx.connector_config)
+        .map_err(|(key, e)| TaskFailure(format!("{key}: {e}")))?;
+    let creation = TopicCreation::from_config(&ctx.connector_config).map_err(|i| TaskFailure(i.to_string()))?;
+    let limits = connector::limits(&ctx.connector_config, ctx.worker.config.limits);
+    let task_config = ctx.plugin.task_config(&ctx.config);
+    let mut plugin = ctx
+        .plugin
+        .source(limits, &task_config)
+        .await
+        .map_err(|e| TaskFailure::new("Cannot start the source plugin", e))?;
+    let resume = ctx.worker.offsets.positions(&ctx.connector);
+    plugin
+        .open(&task_config, &resume)
+        .await
+        .map_err(|e| call_failure("Source plugin failed to open", e))?;
+    let mut task = SourceTask {
+        plugin,
+        producer,
+        converters,
+        creation,
+        known_topics: HashSet::new(),
+        unflushed: BTreeMap::new(),
+        last_flush: Instant::now(),
+    };
+    let max_records = u32::try_from(connector::batch_max_records(&ctx.connector_config)).unwrap_or(u32::MAX);
+    let flush_interval = ctx.worker.config.offset_flush_interval;
+    set_status(&ctx.status, Status::new(State::Running));
+    tracing::info!(connector = %ctx.connector, task = ctx.task_id, resumed = resume.len(), "Source task started.");
+
+    let mut backoff = Backoff::new();
+    let result = loop {
+        if ctx.cancel.is_cancelled() {
+            break Ok(());
+        }
+        if *ctx.target.borrow() == Target::Pause {
+            if let Err(e) = task.flush_offsets(ctx).await {
+                break Err(e);
+            }
+            set_status(&ctx.status, Status::new(State::Paused));
+            if !ctx.wait_while_paused().await {
+                break Ok(());
+            }
+            set_status(&ctx.status, Status::new(State::Running));
+            continue;
+        }
+        let records = match task.plugin.poll(max_records).await {
+            Ok(r) => {
+                backoff.reset();
+                r
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source poll failed; retrying.");
+                if !backoff.wait(&ctx.cancel).await {
+                    break Ok(());
+                }
+                continue;
+            }
+            Err(e) => break Err(call_failure("Source plugin failed to poll", e)),
+        };
+        let idle = records.is_empty();
+        if !idle && let Err(e) = task.produce(ctx, records).await {
+            break Err(e);
+        }
+        if task.last_flush.elapsed() >= flush_interval
+            && let Err(e) = task.flush_offsets(ctx).await
+        {
+            break Err(e);
+        }
+        if idle {
+            tokio::select! {
+                () = ctx.cancel.cancelled() => {}
+                _ = ctx.target.changed() => {}
+                () = tokio::time::sleep(IDLE_POLL_DELAY) => {}
+            }
+        }
+    };
+    // Acknowledged records' offsets are stored even when the task fails.
+    let flushed = task.flush_offsets(ctx).await;
+    if let Err(e) = task.plugin.close().await {
+        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to close.");
+    }
+    result.and(flushed)
+}
