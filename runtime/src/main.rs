@@ -11,7 +11,11 @@ use wasmconnect::herder::TargetState;
 use wasmconnect::worker::Worker;
 
 #[derive(Parser, Debug)]
-#[command(name = "wasmconnect", version, about = "Kafka Connect, rebuilt in Rust, with WebAssembly plugins.")]
+#[command(
+    name = "wasmconnect",
+    version,
+    about = "Kafka Connect, rebuilt in Rust, with WebAssembly plugins."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,10 +35,13 @@ enum Command {
 /// A connector file: a JSON map, a JSON `{"name","config","initial_state"}` body, or a
 /// .properties file, tried in that order as Kafka does.
 fn read_connector(path: &Path) -> anyhow::Result<(String, BTreeMap<String, String>, TargetState)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&text) {
         let (config_json, initial) = match o.get("config") {
-            Some(serde_json::Value::Object(c)) => (c.clone(), o.get("initial_state").and_then(|s| s.as_str())),
+            Some(serde_json::Value::Object(c)) => {
+                (c.clone(), o.get("initial_state").and_then(|s| s.as_str()))
+            }
             _ => (o.clone(), None),
         };
         let mut config = BTreeMap::new();
@@ -43,7 +50,10 @@ fn read_connector(path: &Path) -> anyhow::Result<(String, BTreeMap<String, Strin
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::Bool(b) => b.to_string(),
-                other => bail!("{}: value of {k} must be a string, not {other}", path.display()),
+                other => bail!(
+                    "{}: value of {k} must be a string, not {other}",
+                    path.display()
+                ),
             };
             config.insert(k, v);
         }
@@ -55,7 +65,8 @@ fn read_connector(path: &Path) -> anyhow::Result<(String, BTreeMap<String, Strin
             .with_context(|| format!("{}: connector config has no name", path.display()))?;
         let initial = match initial {
             None => TargetState::Started,
-            Some(s) => TargetState::from_initial_state(s).with_context(|| format!("{}: bad initial_state {s}", path.display()))?,
+            Some(s) => TargetState::from_initial_state(s)
+                .with_context(|| format!("{}: bad initial_state {s}", path.display()))?,
         };
         return Ok((name, config, initial));
     }
@@ -68,9 +79,11 @@ fn read_connector(path: &Path) -> anyhow::Result<(String, BTreeMap<String, Strin
 }
 
 async fn standalone(worker_file: &Path, connector_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(worker_file).with_context(|| format!("cannot read {}", worker_file.display()))?;
+    let text = std::fs::read_to_string(worker_file)
+        .with_context(|| format!("cannot read {}", worker_file.display()))?;
     let raw = properties::parse(&text).with_context(|| format!("{}", worker_file.display()))?;
-    let config = WorkerConfig::from_map(raw).with_context(|| format!("{}", worker_file.display()))?;
+    let config =
+        WorkerConfig::from_map(raw).with_context(|| format!("{}", worker_file.display()))?;
     let mut connectors = Vec::new();
     for file in connector_files {
         match read_connector(file) {

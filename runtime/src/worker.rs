@@ -14,11 +14,11 @@ use crate::config::{KafkaTarget, WorkerConfig};
 use crate::herder::offsets::{OffsetError, OffsetStore};
 use crate::herder::{Herder, HerderError, TargetState};
 use crate::kafka::{EmbeddedKafka, TopicCreator, client_config};
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use crate::plugin::{PluginEngine, PluginError, PluginRegistry};
 use crate::rest::{self, AppState};
 use crate::task::WorkerShared;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,10 +94,16 @@ impl Worker {
                 addr: listen.clone(),
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: listen,
+            source,
+        })?;
         let kafka_cluster_id = {
             let b = bootstrap.clone();
-            tokio::task::spawn_blocking(move || fetch_cluster_id(&b)).await.ok().flatten()
+            tokio::task::spawn_blocking(move || fetch_cluster_id(&b))
+                .await
+                .ok()
+                .flatten()
         };
         if kafka_cluster_id.is_none() {
             tracing::warn!(bootstrap = %bootstrap, "Cannot reach Kafka to read its cluster id; tasks will retry.");
@@ -106,9 +112,10 @@ impl Worker {
         let topics = match embedded.as_ref().and_then(EmbeddedKafka::topics) {
             Some(mock) => TopicCreator::Embedded(mock),
             None => {
-                let admin: AdminClient<DefaultClientContext> = client_config(&bootstrap, &[], &[&config.prefixed("admin.")])
-                    .create()
-                    .map_err(StartError::EmbeddedKafka)?;
+                let admin: AdminClient<DefaultClientContext> =
+                    client_config(&bootstrap, &[], &[&config.prefixed("admin.")])
+                        .create()
+                        .map_err(StartError::EmbeddedKafka)?;
                 TopicCreator::Admin(Arc::new(admin))
             }
         };

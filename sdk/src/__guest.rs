@@ -26,7 +26,9 @@ thread_local! {
     static SCHEMAS: RefCell<SchemaCache> = RefCell::new(SchemaCache::new());
 }
 
-fn with_instance<T: 'static, R>(f: impl FnOnce(&mut T) -> Result<R, PluginError>) -> Result<R, PluginError> {
+fn with_instance<T: 'static, R>(
+    f: impl FnOnce(&mut T) -> Result<R, PluginError>,
+) -> Result<R, PluginError> {
     INSTANCE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let instance = slot
@@ -101,11 +103,15 @@ fn scalar_from_wit(s: wit::Scalar) -> Scalar {
 }
 
 fn map_to_wit(map: data::OffsetMap) -> wit::OffsetMap {
-    map.into_iter().map(|(k, v)| (k, scalar_to_wit(v))).collect()
+    map.into_iter()
+        .map(|(k, v)| (k, scalar_to_wit(v)))
+        .collect()
 }
 
 fn map_from_wit(map: wit::OffsetMap) -> data::OffsetMap {
-    map.into_iter().map(|(k, v)| (k, scalar_from_wit(v))).collect()
+    map.into_iter()
+        .map(|(k, v)| (k, scalar_from_wit(v)))
+        .collect()
 }
 
 pub fn position_to_wit(p: SourcePosition) -> wit::SourcePosition {
@@ -138,7 +144,8 @@ fn data_from_wit(
                 .ok_or_else(|| PluginError::fatal(format!("schema index {i} out of range")))?,
         ),
     };
-    let value = decode_value(&d.value, schema.as_ref()).map_err(|e| PluginError::fatal(e.to_string()))?;
+    let value =
+        decode_value(&d.value, schema.as_ref()).map_err(|e| PluginError::fatal(e.to_string()))?;
     Ok(Data { schema, value })
 }
 
@@ -152,7 +159,10 @@ fn data_to_wit(d: Data, table: &mut SchemaTable) -> Option<wit::Data> {
     })
 }
 
-fn record_from_wit(r: wit::DataRecord, schemas: &[std::sync::Arc<data::Schema>]) -> Result<Record, PluginError> {
+fn record_from_wit(
+    r: wit::DataRecord,
+    schemas: &[std::sync::Arc<data::Schema>],
+) -> Result<Record, PluginError> {
     let mut headers = Vec::with_capacity(r.headers.len());
     for h in r.headers {
         headers.push(Header {
@@ -269,7 +279,9 @@ fn issues_to_wit(issues: Vec<ConfigIssue>) -> Vec<wit::ConfigIssue> {
 }
 
 fn unsupported<R>(role: &str) -> Result<R, wit::PluginError> {
-    Err(wit::PluginError::Fatal(format!("this plugin is not a {role}")))
+    Err(wit::PluginError::Fatal(format!(
+        "this plugin is not a {role}"
+    )))
 }
 
 /// Everything a component exports, with "not this role" answers by default. The export
@@ -279,10 +291,16 @@ pub trait GuestPlugin {
     fn config_definition() -> Vec<wit::ConfigKey>;
     fn validate(config: wit::Config) -> Vec<wit::ConfigIssue>;
 
-    fn task_configs(_config: wit::Config, _max_tasks: u32) -> Result<Vec<wit::Config>, wit::PluginError> {
+    fn task_configs(
+        _config: wit::Config,
+        _max_tasks: u32,
+    ) -> Result<Vec<wit::Config>, wit::PluginError> {
         unsupported("connector")
     }
-    fn source_open(_config: wit::Config, _resume: Vec<wit::SourcePosition>) -> Result<(), wit::PluginError> {
+    fn source_open(
+        _config: wit::Config,
+        _resume: Vec<wit::SourcePosition>,
+    ) -> Result<(), wit::PluginError> {
         unsupported("source")
     }
     fn source_poll(_max: u32) -> Result<wit::SourceBatch, wit::PluginError> {
@@ -326,12 +344,18 @@ impl<T: Source> GuestPlugin for SourceRole<T> {
     fn validate(config: wit::Config) -> Vec<wit::ConfigIssue> {
         issues_to_wit(T::validate(&config_from_wit(config)))
     }
-    fn task_configs(config: wit::Config, max_tasks: u32) -> Result<Vec<wit::Config>, wit::PluginError> {
+    fn task_configs(
+        config: wit::Config,
+        max_tasks: u32,
+    ) -> Result<Vec<wit::Config>, wit::PluginError> {
         T::task_configs(&config_from_wit(config), max_tasks)
             .map(|cs| cs.into_iter().map(config_to_wit).collect())
             .map_err(error_to_wit)
     }
-    fn source_open(config: wit::Config, resume: Vec<wit::SourcePosition>) -> Result<(), wit::PluginError> {
+    fn source_open(
+        config: wit::Config,
+        resume: Vec<wit::SourcePosition>,
+    ) -> Result<(), wit::PluginError> {
         let config = parse::<T::Config>(&config_from_wit(config)).map_err(error_to_wit)?;
         let resume = resume.into_iter().map(position_from_wit).collect();
         let task = T::open(config, resume).map_err(error_to_wit)?;
@@ -374,7 +398,10 @@ impl<T: Sink> GuestPlugin for SinkRole<T> {
     fn validate(config: wit::Config) -> Vec<wit::ConfigIssue> {
         issues_to_wit(T::validate(&config_from_wit(config)))
     }
-    fn task_configs(config: wit::Config, max_tasks: u32) -> Result<Vec<wit::Config>, wit::PluginError> {
+    fn task_configs(
+        config: wit::Config,
+        max_tasks: u32,
+    ) -> Result<Vec<wit::Config>, wit::PluginError> {
         T::task_configs(&config_from_wit(config), max_tasks)
             .map(|cs| cs.into_iter().map(config_to_wit).collect())
             .map_err(error_to_wit)
@@ -424,7 +451,8 @@ impl<T: Transform> GuestPlugin for TransformRole<T> {
     }
     fn transform_apply(batch: wit::RecordBatch) -> Result<wit::TransformResult, wit::PluginError> {
         let records = decode_batch(batch).map_err(error_to_wit)?;
-        let outcomes = with_instance::<T, _>(|t| Ok(t.apply_batch(records))).map_err(error_to_wit)?;
+        let outcomes =
+            with_instance::<T, _>(|t| Ok(t.apply_batch(records))).map_err(error_to_wit)?;
         let mut table = SchemaTable::new();
         let outcomes = outcomes
             .into_iter()

@@ -115,14 +115,20 @@ impl ConfigDef {
             match config.get(&key.name) {
                 None if key.required => issues.push(ConfigIssue::new(
                     &key.name,
-                    format!("Missing required configuration \"{}\" which has no default value.", key.name),
+                    format!(
+                        "Missing required configuration \"{}\" which has no default value.",
+                        key.name
+                    ),
                 )),
                 None => {}
                 Some(raw) => {
                     if let Err(message) = check_type(key.config_type, raw) {
                         issues.push(ConfigIssue::new(
                             &key.name,
-                            format!("Invalid value {raw} for configuration {}: {message}", key.name),
+                            format!(
+                                "Invalid value {raw} for configuration {}: {message}",
+                                key.name
+                            ),
                         ));
                     } else if !key.recommended_values.is_empty()
                         && !key
@@ -216,7 +222,10 @@ impl Config {
         match self.get(key) {
             None => Ok(None),
             Some(raw) => T::parse_config(raw.trim()).map(Some).map_err(|message| {
-                ConfigIssue::new(key, format!("Invalid value {raw} for configuration {key}: {message}"))
+                ConfigIssue::new(
+                    key,
+                    format!("Invalid value {raw} for configuration {key}: {message}"),
+                )
             }),
         }
     }

@@ -304,7 +304,7 @@ pub mod prelude {
         Data, Header, Outcome, PluginError, Record, RecordFailure, Scalar, Schema, SchemaType,
         SourcePosition, SourceRecord, Struct, Value, offset_get, offset_map,
     };
+    pub use crate::testing;
     pub use crate::{Metadata, Sink, Source, Transform};
     pub use crate::{debug, error, info, warn};
-    pub use crate::testing;
 }

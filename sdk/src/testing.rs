@@ -118,7 +118,11 @@ impl<T: Transform> TransformHarness<T> {
     pub fn apply(&mut self, records: Vec<Record>) -> Vec<Outcome> {
         let n = records.len();
         let out = self.transform.apply_batch(records);
-        assert_eq!(out.len(), n, "a transform must return one outcome per record");
+        assert_eq!(
+            out.len(),
+            n,
+            "a transform must return one outcome per record"
+        );
         out
     }
 }

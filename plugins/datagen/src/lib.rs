@@ -131,7 +131,10 @@ impl Source for Datagen {
             env!("CARGO_PKG_VERSION"),
             "Generates deterministic synthetic records with a schema.",
         )
-        .aliases(&["datagen", "io.confluent.kafka.connect.datagen.DatagenConnector"])
+        .aliases(&[
+            "datagen",
+            "io.confluent.kafka.connect.datagen.DatagenConnector",
+        ])
     }
 
     fn open(config: DatagenConfig, resume: Vec<SourcePosition>) -> Result<Self, PluginError> {
@@ -206,7 +209,13 @@ mod tests {
         assert_eq!(first.len(), 4);
         assert_eq!(h.poll(100).expect("poll").len(), 6);
         assert!(h.poll(100).expect("poll").is_empty());
-        let id = first[3].record.value.value.as_struct().and_then(|s| s.get("id")).cloned();
+        let id = first[3]
+            .record
+            .value
+            .value
+            .as_struct()
+            .and_then(|s| s.get("id"))
+            .cloned();
         assert_eq!(id, Some(Value::Int64(3)));
         assert_eq!(first[3].position.offset, offset_map([(OFFSET_KEY, 4i64)]));
     }
@@ -224,10 +233,15 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_key() {
-        let bad = Config::new().with("kafka.topic", "t").with("iterations", "many");
+        let bad = Config::new()
+            .with("kafka.topic", "t")
+            .with("iterations", "many");
         let issues = Datagen::validate(&bad);
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].key, "iterations");
-        assert!(!Datagen::validate(&Config::new()).is_empty(), "kafka.topic is required");
+        assert!(
+            !Datagen::validate(&Config::new()).is_empty(),
+            "kafka.topic is required"
+        );
     }
 }

@@ -85,7 +85,9 @@ impl Sink for FileSink {
             let line = std::mem::take(&mut self.line);
             let written = self.out.write_all(line.as_bytes());
             self.line = line;
-            written.map_err(|e| PluginError::retriable(format!("write to {} failed: {e}", self.path)))?;
+            written.map_err(|e| {
+                PluginError::retriable(format!("write to {} failed: {e}", self.path))
+            })?;
         }
         Ok(Vec::new())
     }
@@ -121,7 +123,9 @@ mod tests {
         let schema = Arc::new(Schema::structure().field("n", Schema::new(SchemaType::Int32)));
         let records = (0..3)
             .map(|n| {
-                let s = Struct::new(schema.clone()).and_then(|s| s.put("n", n)).expect("struct");
+                let s = Struct::new(schema.clone())
+                    .and_then(|s| s.put("n", n))
+                    .expect("struct");
                 Record::new("t", Data::new(schema.clone(), Value::Struct(s)))
             })
             .collect();

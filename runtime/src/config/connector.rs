@@ -24,7 +24,15 @@ pub const BATCH_MAX_RECORDS: &str = "batch.max.records";
 pub const COMMON_GROUP: &str = "Common";
 
 #[allow(clippy::too_many_arguments)]
-fn key(name: &str, t: ConfigType, default: Option<&str>, importance: Importance, doc: &str, order: i32, display: &str) -> ConfigKeyDef {
+fn key(
+    name: &str,
+    t: ConfigType,
+    default: Option<&str>,
+    importance: Importance,
+    doc: &str,
+    order: i32,
+    display: &str,
+) -> ConfigKeyDef {
     ConfigKeyDef {
         name: name.into(),
         config_type: t,
@@ -43,22 +51,134 @@ fn key(name: &str, t: ConfigType, default: Option<&str>, importance: Importance,
 /// Definitions of the common keys for a connector of `kind`.
 pub fn common_definitions(kind: PluginKind) -> Vec<ConfigKeyDef> {
     let mut defs = vec![
-        key(NAME, ConfigType::String, None, Importance::High, "Globally unique name to use for this connector.", 1, "Connector name"),
-        key(CONNECTOR_CLASS, ConfigType::String, None, Importance::High, "Name or alias of the plugin to use for this connector.", 2, "Connector class"),
-        key(TASKS_MAX, ConfigType::Int, Some("1"), Importance::High, "Maximum number of tasks to use for this connector.", 3, "Tasks max"),
-        key("key.converter", ConfigType::Class, Some(""), Importance::Low, "Converter class for keys; overrides the worker's.", 4, "Key converter class"),
-        key("value.converter", ConfigType::Class, Some(""), Importance::Low, "Converter class for values; overrides the worker's.", 5, "Value converter class"),
-        key("header.converter", ConfigType::Class, Some(""), Importance::Low, "Converter class for headers; overrides the worker's.", 6, "Header converter class"),
-        key(TRANSFORMS, ConfigType::List, Some(""), Importance::Low, "Aliases for the transformations to be applied to records.", 7, "Transforms"),
-        key(PREDICATES, ConfigType::List, Some(""), Importance::Low, "Aliases for the predicates used by transformations.", 8, "Predicates"),
-        key(ERRORS_TOLERANCE, ConfigType::String, Some("none"), Importance::Medium, "Behavior for tolerating errors during connector operation. 'none' fails the task at the first error.", 9, "Error tolerance"),
-        key("plugin.memory.max.bytes", ConfigType::Long, Some(&Limits::DEFAULT_MEMORY_BYTES.to_string()), Importance::Low, "Largest linear memory a task's plugin may use; overrides the worker's.", 10, "Plugin memory cap"),
-        key("plugin.call.timeout.ms", ConfigType::Long, Some(&Limits::DEFAULT_CALL_TIMEOUT.as_millis().to_string()), Importance::Low, "Longest one call into the plugin may run; overrides the worker's.", 11, "Plugin call timeout"),
-        key(BATCH_MAX_RECORDS, ConfigType::Int, Some("500"), Importance::Low, "Most records handed to the plugin in one call.", 12, "Batch size"),
+        key(
+            NAME,
+            ConfigType::String,
+            None,
+            Importance::High,
+            "Globally unique name to use for this connector.",
+            1,
+            "Connector name",
+        ),
+        key(
+            CONNECTOR_CLASS,
+            ConfigType::String,
+            None,
+            Importance::High,
+            "Name or alias of the plugin to use for this connector.",
+            2,
+            "Connector class",
+        ),
+        key(
+            TASKS_MAX,
+            ConfigType::Int,
+            Some("1"),
+            Importance::High,
+            "Maximum number of tasks to use for this connector.",
+            3,
+            "Tasks max",
+        ),
+        key(
+            "key.converter",
+            ConfigType::Class,
+            Some(""),
+            Importance::Low,
+            "Converter class for keys; overrides the worker's.",
+            4,
+            "Key converter class",
+        ),
+        key(
+            "value.converter",
+            ConfigType::Class,
+            Some(""),
+            Importance::Low,
+            "Converter class for values; overrides the worker's.",
+            5,
+            "Value converter class",
+        ),
+        key(
+            "header.converter",
+            ConfigType::Class,
+            Some(""),
+            Importance::Low,
+            "Converter class for headers; overrides the worker's.",
+            6,
+            "Header converter class",
+        ),
+        key(
+            TRANSFORMS,
+            ConfigType::List,
+            Some(""),
+            Importance::Low,
+            "Aliases for the transformations to be applied to records.",
+            7,
+            "Transforms",
+        ),
+        key(
+            PREDICATES,
+            ConfigType::List,
+            Some(""),
+            Importance::Low,
+            "Aliases for the predicates used by transformations.",
+            8,
+            "Predicates",
+        ),
+        key(
+            ERRORS_TOLERANCE,
+            ConfigType::String,
+            Some("none"),
+            Importance::Medium,
+            "Behavior for tolerating errors during connector operation. 'none' fails the task at the first error.",
+            9,
+            "Error tolerance",
+        ),
+        key(
+            "plugin.memory.max.bytes",
+            ConfigType::Long,
+            Some(&Limits::DEFAULT_MEMORY_BYTES.to_string()),
+            Importance::Low,
+            "Largest linear memory a task's plugin may use; overrides the worker's.",
+            10,
+            "Plugin memory cap",
+        ),
+        key(
+            "plugin.call.timeout.ms",
+            ConfigType::Long,
+            Some(&Limits::DEFAULT_CALL_TIMEOUT.as_millis().to_string()),
+            Importance::Low,
+            "Longest one call into the plugin may run; overrides the worker's.",
+            11,
+            "Plugin call timeout",
+        ),
+        key(
+            BATCH_MAX_RECORDS,
+            ConfigType::Int,
+            Some("500"),
+            Importance::Low,
+            "Most records handed to the plugin in one call.",
+            12,
+            "Batch size",
+        ),
     ];
     if kind == PluginKind::Sink {
-        defs.push(key(TOPICS, ConfigType::List, Some(""), Importance::High, "List of topics to consume, separated by commas.", 13, "Topics"));
-        defs.push(key(TOPICS_REGEX, ConfigType::String, Some(""), Importance::High, "Regular expression giving topics to consume.", 14, "Topics regex"));
+        defs.push(key(
+            TOPICS,
+            ConfigType::List,
+            Some(""),
+            Importance::High,
+            "List of topics to consume, separated by commas.",
+            13,
+            "Topics",
+        ));
+        defs.push(key(
+            TOPICS_REGEX,
+            ConfigType::String,
+            Some(""),
+            Importance::High,
+            "Regular expression giving topics to consume.",
+            14,
+            "Topics regex",
+        ));
     }
     defs
 }
@@ -71,25 +191,44 @@ fn is_set(config: &BTreeMap<String, String>, key: &str) -> bool {
 pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
     match config.get(NAME) {
-        None => issues.push(ConfigIssue::new(NAME, "Missing required configuration \"name\" which has no default value.")),
-        Some(n) if n.trim().is_empty() => issues.push(ConfigIssue::new(NAME, "Connector name must not be empty")),
-        Some(n) if n.chars().any(char::is_control) => {
-            issues.push(ConfigIssue::new(NAME, "Connector name must not contain ISO control characters"))
+        None => issues.push(ConfigIssue::new(
+            NAME,
+            "Missing required configuration \"name\" which has no default value.",
+        )),
+        Some(n) if n.trim().is_empty() => {
+            issues.push(ConfigIssue::new(NAME, "Connector name must not be empty"))
         }
+        Some(n) if n.chars().any(char::is_control) => issues.push(ConfigIssue::new(
+            NAME,
+            "Connector name must not contain ISO control characters",
+        )),
         Some(_) => {}
     }
     if let Some(v) = config.get(TASKS_MAX) {
         match v.trim().parse::<i32>() {
             Ok(n) if n >= 1 => {}
-            Ok(_) => issues.push(ConfigIssue::new(TASKS_MAX, format!("Invalid value {v} for configuration tasks.max: Value must be at least 1"))),
-            Err(_) => issues.push(ConfigIssue::new(TASKS_MAX, format!("Invalid value {v} for configuration tasks.max: Not a number of type INT"))),
+            Ok(_) => issues.push(ConfigIssue::new(
+                TASKS_MAX,
+                format!("Invalid value {v} for configuration tasks.max: Value must be at least 1"),
+            )),
+            Err(_) => issues.push(ConfigIssue::new(
+                TASKS_MAX,
+                format!("Invalid value {v} for configuration tasks.max: Not a number of type INT"),
+            )),
         }
     }
-    for key in ["plugin.memory.max.bytes", "plugin.call.timeout.ms", BATCH_MAX_RECORDS] {
+    for key in [
+        "plugin.memory.max.bytes",
+        "plugin.call.timeout.ms",
+        BATCH_MAX_RECORDS,
+    ] {
         if let Some(v) = config.get(key)
             && v.trim().parse::<u64>().map_or(true, |n| n == 0)
         {
-            issues.push(ConfigIssue::new(key, format!("Invalid value {v} for configuration {key}: must be a positive number")));
+            issues.push(ConfigIssue::new(
+                key,
+                format!("Invalid value {v} for configuration {key}: must be a positive number"),
+            ));
         }
     }
     match config.get(ERRORS_TOLERANCE).map(|s| s.trim().to_ascii_lowercase()) {
@@ -102,13 +241,17 @@ pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> V
     }
     for key in [TRANSFORMS, PREDICATES] {
         if is_set(config, key) {
-            issues.push(ConfigIssue::new(key, format!("{key} are not supported by this worker yet")));
+            issues.push(ConfigIssue::new(
+                key,
+                format!("{key} are not supported by this worker yet"),
+            ));
         }
     }
     if kind == PluginKind::Sink {
         match (is_set(config, TOPICS), is_set(config, TOPICS_REGEX)) {
             (true, true) => {
-                let msg = "topics and topics.regex are mutually exclusive options, but both are set.";
+                let msg =
+                    "topics and topics.regex are mutually exclusive options, but both are set.";
                 issues.push(ConfigIssue::new(TOPICS, msg));
                 issues.push(ConfigIssue::new(TOPICS_REGEX, msg));
             }
@@ -119,7 +262,10 @@ pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> V
             }
             (false, true) => {
                 if let Some(Err(e)) = config.get(TOPICS_REGEX).map(|r| Regex::new(r)) {
-                    issues.push(ConfigIssue::new(TOPICS_REGEX, format!("Invalid regex: {e}")));
+                    issues.push(ConfigIssue::new(
+                        TOPICS_REGEX,
+                        format!("Invalid regex: {e}"),
+                    ));
                 }
             }
             (true, false) => {}
@@ -135,18 +281,31 @@ pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> V
 
 /// `tasks.max` of a valid config.
 pub fn tasks_max(config: &BTreeMap<String, String>) -> u32 {
-    config.get(TASKS_MAX).and_then(|v| v.trim().parse().ok()).unwrap_or(1)
+    config
+        .get(TASKS_MAX)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 /// The topics a sink subscribes to: a list, or a regex in librdkafka's `^` form.
 pub fn sink_subscription(config: &BTreeMap<String, String>) -> Vec<String> {
     if let Some(regex) = config.get(TOPICS_REGEX).filter(|r| !r.trim().is_empty()) {
         let r = regex.trim();
-        return vec![if r.starts_with('^') { r.to_owned() } else { format!("^{r}") }];
+        return vec![if r.starts_with('^') {
+            r.to_owned()
+        } else {
+            format!("^{r}")
+        }];
     }
     config
         .get(TOPICS)
-        .map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -195,14 +354,26 @@ pub struct TopicCreation {
 fn regex_list(config: &BTreeMap<String, String>, key: &str) -> Result<Vec<Regex>, ConfigIssue> {
     config
         .get(key)
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
-        .map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| ConfigIssue::new(key, format!("Invalid regex {r}: {e}"))))
+        .map(|r| {
+            Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| ConfigIssue::new(key, format!("Invalid regex {r}: {e}")))
+        })
         .collect()
 }
 
-fn group_spec(config: &BTreeMap<String, String>, group: &str, inherit: &TopicSpec) -> Result<TopicSpec, ConfigIssue> {
+fn group_spec(
+    config: &BTreeMap<String, String>,
+    group: &str,
+    inherit: &TopicSpec,
+) -> Result<TopicSpec, ConfigIssue> {
     let prefix = format!("topic.creation.{group}.");
     let num = |suffix: &str, default: i32| -> Result<i32, ConfigIssue> {
         let key = format!("{prefix}{suffix}");
@@ -210,7 +381,10 @@ fn group_spec(config: &BTreeMap<String, String>, group: &str, inherit: &TopicSpe
             None => Ok(default),
             Some(v) => match v.trim().parse::<i32>() {
                 Ok(n) if n == -1 || n >= 1 => Ok(n),
-                _ => Err(ConfigIssue::new(key, format!("Invalid value {v}: must be -1 or at least 1"))),
+                _ => Err(ConfigIssue::new(
+                    key,
+                    format!("Invalid value {v}: must be -1 or at least 1"),
+                )),
             },
         }
     };
@@ -240,7 +414,10 @@ impl TopicCreation {
         };
         let default = group_spec(config, "default", &base)?;
         let mut groups = Vec::new();
-        let names = config.get("topic.creation.groups").cloned().unwrap_or_default();
+        let names = config
+            .get("topic.creation.groups")
+            .cloned()
+            .unwrap_or_default();
         for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             groups.push(CreationGroup {
                 name: name.to_owned(),
@@ -257,7 +434,10 @@ impl TopicCreation {
     pub fn spec_for(&self, topic: &str) -> &TopicSpec {
         self.groups
             .iter()
-            .find(|g| g.include.iter().any(|r| r.is_match(topic)) && !g.exclude.iter().any(|r| r.is_match(topic)))
+            .find(|g| {
+                g.include.iter().any(|r| r.is_match(topic))
+                    && !g.exclude.iter().any(|r| r.is_match(topic))
+            })
             .map_or(&self.default, |g| {
                 tracing::trace!(group = %g.name, topic = %topic, "Topic creation group matched.");
                 &g.spec
@@ -270,25 +450,52 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
     fn sink_needs_exactly_one_of_topics_and_regex() {
         let base = [("name", "s"), ("connector.class", "X")];
         let none = validate_common(&map(&base), PluginKind::Sink);
-        assert_eq!(none.iter().filter(|i| i.key == TOPICS || i.key == TOPICS_REGEX).count(), 2);
-        let both = validate_common(&map(&[base[0], base[1], ("topics", "a"), ("topics.regex", "b.*")]), PluginKind::Sink);
-        assert!(both.iter().any(|i| i.message.contains("mutually exclusive")));
-        assert!(validate_common(&map(&[base[0], base[1], ("topics", "a")]), PluginKind::Sink).is_empty());
-        assert_eq!(sink_subscription(&map(&[("topics.regex", "t-.*")])), vec!["^t-.*".to_owned()]);
+        assert_eq!(
+            none.iter()
+                .filter(|i| i.key == TOPICS || i.key == TOPICS_REGEX)
+                .count(),
+            2
+        );
+        let both = validate_common(
+            &map(&[base[0], base[1], ("topics", "a"), ("topics.regex", "b.*")]),
+            PluginKind::Sink,
+        );
+        assert!(
+            both.iter()
+                .any(|i| i.message.contains("mutually exclusive"))
+        );
+        assert!(
+            validate_common(&map(&[base[0], base[1], ("topics", "a")]), PluginKind::Sink)
+                .is_empty()
+        );
+        assert_eq!(
+            sink_subscription(&map(&[("topics.regex", "t-.*")])),
+            vec!["^t-.*".to_owned()]
+        );
     }
 
     #[test]
     fn tasks_max_and_name_rules() {
-        let issues = validate_common(&map(&[("name", "a\u{7}"), ("tasks.max", "0")]), PluginKind::Source);
+        let issues = validate_common(
+            &map(&[("name", "a\u{7}"), ("tasks.max", "0")]),
+            PluginKind::Source,
+        );
         assert!(issues.iter().any(|i| i.key == NAME));
-        assert!(issues.iter().any(|i| i.key == TASKS_MAX && i.message.contains("at least 1")));
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.key == TASKS_MAX && i.message.contains("at least 1"))
+        );
     }
 
     #[test]
@@ -307,6 +514,9 @@ mod tests {
         assert_eq!(users.configs["cleanup.policy"], "compact");
         assert_eq!(tc.spec_for("users-tmp").configs["cleanup.policy"], "delete");
         assert_eq!(tc.spec_for("other").replication_factor, -1);
-        assert!(TopicCreation::from_config(&map(&[("topic.creation.default.partitions", "0")])).is_err());
+        assert!(
+            TopicCreation::from_config(&map(&[("topic.creation.default.partitions", "0")]))
+                .is_err()
+        );
     }
 }

@@ -29,7 +29,11 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
         };
         let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
         let continues = trailing % 2 == 1;
-        let content = if continues { &line[..line.len() - 1] } else { line };
+        let content = if continues {
+            &line[..line.len() - 1]
+        } else {
+            line
+        };
         let entry = current.get_or_insert_with(|| (index + 1, String::new()));
         entry.1.push_str(content);
         if !continues && let Some(done) = current.take() {
@@ -128,7 +132,10 @@ mod tests {
             path=C:\\\\temp\n";
         let map = parse(text).expect("valid");
         assert_eq!(map["bootstrap.servers"], "localhost:9092");
-        assert_eq!(map["key.converter"], "org.apache.kafka.connect.json.JsonConverter");
+        assert_eq!(
+            map["key.converter"],
+            "org.apache.kafka.connect.json.JsonConverter"
+        );
         assert_eq!(map["name"], "spaced");
         assert_eq!(map["list"], "a,b,c");
         assert_eq!(map["escaped=key"], "v\tw");

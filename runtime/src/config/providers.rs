@@ -70,16 +70,27 @@ impl ConfigProviders {
     ///
     /// # Errors
     /// When an alias names a class that is not one of the three shipped providers.
-    pub fn from_worker_config(worker: &BTreeMap<String, String>) -> Result<ConfigProviders, ProviderError> {
+    pub fn from_worker_config(
+        worker: &BTreeMap<String, String>,
+    ) -> Result<ConfigProviders, ProviderError> {
         let mut providers = BTreeMap::new();
-        let aliases = worker.get("config.providers").map(String::as_str).unwrap_or("");
+        let aliases = worker
+            .get("config.providers")
+            .map(String::as_str)
+            .unwrap_or("");
         for alias in aliases.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let prefix = format!("config.providers.{alias}.");
-            let class = worker.get(&format!("{prefix}class")).cloned().unwrap_or_default();
+            let class = worker
+                .get(&format!("{prefix}class"))
+                .cloned()
+                .unwrap_or_default();
             let param_prefix = format!("{prefix}param.");
             let params: BTreeMap<String, String> = worker
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(&param_prefix).map(|p| (p.to_owned(), v.clone())))
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(&param_prefix)
+                        .map(|p| (p.to_owned(), v.clone()))
+                })
                 .collect();
             let simple = class.rsplit('.').next().unwrap_or(&class);
             let provider = match simple {
@@ -125,20 +136,24 @@ impl ConfigProviders {
             Provider::File { allowed } => {
                 let path = path.ok_or_else(|| fail("a file placeholder needs a path".into()))?;
                 check_allowed(allowed, Path::new(path)).map_err(fail)?;
-                let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read {path}: {e}")))?;
-                let map = super::properties::parse(&text).map_err(|e| fail(format!("{path}: {e}")))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| fail(format!("cannot read {path}: {e}")))?;
+                let map =
+                    super::properties::parse(&text).map_err(|e| fail(format!("{path}: {e}")))?;
                 map.get(key)
                     .cloned()
                     .ok_or_else(|| fail(format!("no key {key} in {path}")))
             }
             Provider::Directory { allowed } => {
-                let dir = path.ok_or_else(|| fail("a directory placeholder needs a path".into()))?;
+                let dir =
+                    path.ok_or_else(|| fail("a directory placeholder needs a path".into()))?;
                 if key.contains('/') || key == ".." {
                     return Err(fail(format!("bad file name {key}")));
                 }
                 let file = Path::new(dir).join(key);
                 check_allowed(allowed, &file).map_err(fail)?;
-                std::fs::read_to_string(&file).map_err(|e| fail(format!("cannot read {}: {e}", file.display())))
+                std::fs::read_to_string(&file)
+                    .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))
             }
             Provider::Env { allowlist } => {
                 if let Some(re) = allowlist
@@ -146,7 +161,8 @@ impl ConfigProviders {
                 {
                     return Err(fail(format!("environment variable {key} is not allowed")));
                 }
-                std::env::var(key).map_err(|_| fail(format!("environment variable {key} is not set")))
+                std::env::var(key)
+                    .map_err(|_| fail(format!("environment variable {key} is not set")))
             }
         }
     }
@@ -175,7 +191,10 @@ impl ConfigProviders {
     ///
     /// # Errors
     /// The first placeholder that cannot be resolved, with its key.
-    pub fn resolve(&self, config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (String, ProviderError)> {
+    pub fn resolve(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, (String, ProviderError)> {
         config
             .iter()
             .map(|(k, v)| {
@@ -192,7 +211,10 @@ mod tests {
     use super::*;
 
     fn worker(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -203,20 +225,45 @@ mod tests {
         std::fs::write(dir.path().join("token"), "tok").expect("write");
         let providers = ConfigProviders::from_worker_config(&worker(&[
             ("config.providers", "file,dir,env"),
-            ("config.providers.file.class", "org.apache.kafka.common.config.provider.FileConfigProvider"),
-            ("config.providers.dir.class", "org.apache.kafka.common.config.provider.DirectoryConfigProvider"),
-            ("config.providers.env.class", "org.apache.kafka.common.config.provider.EnvVarConfigProvider"),
+            (
+                "config.providers.file.class",
+                "org.apache.kafka.common.config.provider.FileConfigProvider",
+            ),
+            (
+                "config.providers.dir.class",
+                "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+            ),
+            (
+                "config.providers.env.class",
+                "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            ),
         ]))
         .expect("providers");
         let p = props.display();
-        assert_eq!(providers.resolve_value(&format!("${{file:{p}:password}}")), Ok("s3cret".into()));
         assert_eq!(
-            providers.resolve_value(&format!("u=${{file:{p}:user}};t=${{dir:{}:token}}", dir.path().display())),
+            providers.resolve_value(&format!("${{file:{p}:password}}")),
+            Ok("s3cret".into())
+        );
+        assert_eq!(
+            providers.resolve_value(&format!(
+                "u=${{file:{p}:user}};t=${{dir:{}:token}}",
+                dir.path().display()
+            )),
             Ok("u=app;t=tok".into())
         );
-        assert_eq!(providers.resolve_value("${env:PATH}"), std::env::var("PATH").map_err(|_| unreachable!()));
-        assert!(matches!(providers.resolve_value("${vault:x}"), Err(ProviderError::UnknownProvider(_))));
-        assert!(providers.resolve_value(&format!("${{file:{p}:nope}}")).is_err());
+        assert_eq!(
+            providers.resolve_value("${env:PATH}"),
+            std::env::var("PATH").map_err(|_| unreachable!())
+        );
+        assert!(matches!(
+            providers.resolve_value("${vault:x}"),
+            Err(ProviderError::UnknownProvider(_))
+        ));
+        assert!(
+            providers
+                .resolve_value(&format!("${{file:{p}:nope}}"))
+                .is_err()
+        );
         assert_eq!(providers.resolve_value("plain"), Ok("plain".into()));
     }
 
@@ -225,7 +272,10 @@ mod tests {
         let providers = ConfigProviders::from_worker_config(&worker(&[
             ("config.providers", "file,env"),
             ("config.providers.file.class", "FileConfigProvider"),
-            ("config.providers.file.param.allowed.paths", "/nonexistent/allowed"),
+            (
+                "config.providers.file.param.allowed.paths",
+                "/nonexistent/allowed",
+            ),
             ("config.providers.env.class", "EnvVarConfigProvider"),
             ("config.providers.env.param.allowlist.pattern", "DB_.*"),
         ]))

@@ -54,7 +54,11 @@ pub struct WorkerConfig {
     pub providers: ConfigProviders,
 }
 
-fn parse_num<T: std::str::FromStr>(raw: &BTreeMap<String, String>, key: &str, default: T) -> Result<T, WorkerConfigError> {
+fn parse_num<T: std::str::FromStr>(
+    raw: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+) -> Result<T, WorkerConfigError> {
     match raw.get(key) {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| WorkerConfigError::Invalid {
@@ -65,7 +69,11 @@ fn parse_num<T: std::str::FromStr>(raw: &BTreeMap<String, String>, key: &str, de
     }
 }
 
-fn parse_bool(raw: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, WorkerConfigError> {
+fn parse_bool(
+    raw: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, WorkerConfigError> {
     match raw.get(key).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if v == "true" => Ok(true),
@@ -90,7 +98,9 @@ fn parse_listener(raw: &BTreeMap<String, String>) -> Result<(String, u16), Worke
     let rest = first
         .strip_prefix("http://")
         .ok_or_else(|| invalid("only http:// listeners are supported"))?;
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid("expected http://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected http://host:port"))?;
     let port = port.parse().map_err(|_| invalid("bad port"))?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok((host.trim_matches(['[', ']']).to_owned(), port))
@@ -98,9 +108,11 @@ fn parse_listener(raw: &BTreeMap<String, String>) -> Result<(String, u16), Worke
 
 /// Where `make build` puts the plugins: `target/plugins`, beside the folder of the binary.
 pub fn default_plugin_path() -> Vec<PathBuf> {
-    let beside_binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().and_then(|d| d.parent()).map(|t| t.join("plugins")));
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        exe.parent()
+            .and_then(|d| d.parent())
+            .map(|t| t.join("plugins"))
+    });
     beside_binary.into_iter().collect()
 }
 
@@ -146,7 +158,9 @@ impl WorkerConfig {
     /// A bad value, naming its key.
     pub fn from_map(raw: BTreeMap<String, String>) -> Result<WorkerConfig, WorkerConfigError> {
         for key in raw.keys() {
-            if !KNOWN_KEYS.contains(&key.as_str()) && !KNOWN_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            if !KNOWN_KEYS.contains(&key.as_str())
+                && !KNOWN_PREFIXES.iter().any(|p| key.starts_with(p))
+            {
                 tracing::warn!(key = %key, "The configuration was supplied but isn't a known config.");
             }
         }
@@ -158,7 +172,13 @@ impl WorkerConfig {
         let advertised_host = raw
             .get("rest.advertised.host.name")
             .cloned()
-            .unwrap_or_else(|| if listen.0 == "0.0.0.0" { "localhost".into() } else { listen.0.clone() });
+            .unwrap_or_else(|| {
+                if listen.0 == "0.0.0.0" {
+                    "localhost".into()
+                } else {
+                    listen.0.clone()
+                }
+            });
         let advertised_port = parse_num(&raw, "rest.advertised.port", listen.1)?;
         let plugin_path = match raw.get("plugin.path") {
             Some(p) => p
@@ -175,7 +195,11 @@ impl WorkerConfig {
             None => Some(std::env::temp_dir().join("wasmconnect-plugin-cache")),
         };
         let limits = Limits {
-            memory_bytes: parse_num(&raw, "plugin.memory.max.bytes", Limits::DEFAULT_MEMORY_BYTES)?,
+            memory_bytes: parse_num(
+                &raw,
+                "plugin.memory.max.bytes",
+                Limits::DEFAULT_MEMORY_BYTES,
+            )?,
             call_timeout: Duration::from_millis(parse_num(
                 &raw,
                 "plugin.call.timeout.ms",
@@ -189,8 +213,16 @@ impl WorkerConfig {
             plugin_path,
             plugin_cache_dir,
             offset_file: raw.get("offset.storage.file.filename").map(PathBuf::from),
-            offset_flush_interval: Duration::from_millis(parse_num(&raw, "offset.flush.interval.ms", 60_000)?),
-            task_shutdown_timeout: Duration::from_millis(parse_num(&raw, "task.shutdown.graceful.timeout.ms", 5_000)?),
+            offset_flush_interval: Duration::from_millis(parse_num(
+                &raw,
+                "offset.flush.interval.ms",
+                60_000,
+            )?),
+            task_shutdown_timeout: Duration::from_millis(parse_num(
+                &raw,
+                "task.shutdown.graceful.timeout.ms",
+                5_000,
+            )?),
             topic_creation_enable: parse_bool(&raw, "topic.creation.enable", true)?,
             topic_tracking_enable: parse_bool(&raw, "topic.tracking.enable", true)?,
             topic_tracking_allow_reset: parse_bool(&raw, "topic.tracking.allow.reset", true)?,
@@ -218,7 +250,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -240,8 +275,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = WorkerConfig::from_map(map(&[("offset.flush.interval.ms", "soon")])).expect_err("bad");
-        assert!(err.to_string().contains("offset.flush.interval.ms"), "{err}");
+        let err =
+            WorkerConfig::from_map(map(&[("offset.flush.interval.ms", "soon")])).expect_err("bad");
+        assert!(
+            err.to_string().contains("offset.flush.interval.ms"),
+            "{err}"
+        );
         let err = WorkerConfig::from_map(map(&[("listeners", "https://:8443")])).expect_err("bad");
         assert!(err.to_string().contains("listeners"), "{err}");
     }

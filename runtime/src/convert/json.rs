@@ -35,24 +35,37 @@ impl JsonConverter {
     /// # Errors
     /// When a setting has a bad value; the error names it.
     pub fn new(settings: &BTreeMap<String, String>) -> Result<JsonConverter, ConvertError> {
-        let schemas_enable = match settings.get("schemas.enable").map(|s| s.trim().to_ascii_lowercase()) {
+        let schemas_enable = match settings
+            .get("schemas.enable")
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             None => true,
             Some(v) if v == "true" => true,
             Some(v) if v == "false" => false,
-            Some(v) => return Err(ConvertError::Config(format!("schemas.enable: expected true or false, got {v}"))),
+            Some(v) => {
+                return Err(ConvertError::Config(format!(
+                    "schemas.enable: expected true or false, got {v}"
+                )));
+            }
         };
-        let decimal_format = match settings.get("decimal.format").map(|s| s.trim().to_ascii_uppercase()) {
+        let decimal_format = match settings
+            .get("decimal.format")
+            .map(|s| s.trim().to_ascii_uppercase())
+        {
             None => DecimalFormat::Base64,
             Some(v) if v == "BASE64" => DecimalFormat::Base64,
             Some(v) if v == "NUMERIC" => DecimalFormat::Numeric,
-            Some(v) => return Err(ConvertError::Config(format!("decimal.format: expected BASE64 or NUMERIC, got {v}"))),
+            Some(v) => {
+                return Err(ConvertError::Config(format!(
+                    "decimal.format: expected BASE64 or NUMERIC, got {v}"
+                )));
+            }
         };
         let cache_size = match settings.get("schemas.cache.size") {
             None => DEFAULT_SCHEMA_CACHE,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| ConvertError::Config(format!("schemas.cache.size: not a number: {v}")))?,
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConvertError::Config(format!("schemas.cache.size: not a number: {v}"))
+            })?,
         };
         Ok(JsonConverter {
             schemas_enable,
@@ -82,7 +95,9 @@ impl JsonConverter {
         } else {
             payload
         };
-        serde_json::to_vec(&json).map(Some).map_err(|e| ConvertError::Data(e.to_string()))
+        serde_json::to_vec(&json)
+            .map(Some)
+            .map_err(|e| ConvertError::Data(e.to_string()))
     }
 
     /// JSON bytes to Connect data.
@@ -95,7 +110,9 @@ impl JsonConverter {
             return Ok(Data::NULL);
         };
         let json: Json = serde_json::from_slice(bytes).map_err(|e| {
-            ConvertError::Data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
+            ConvertError::Data(format!(
+                "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+            ))
         })?;
         if !self.schemas_enable {
             return Ok(Data::schemaless(infer(&json)));
@@ -103,7 +120,10 @@ impl JsonConverter {
         let Json::Object(mut envelope) = json else {
             return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
         };
-        if envelope.len() != 2 || !envelope.contains_key("schema") || !envelope.contains_key("payload") {
+        if envelope.len() != 2
+            || !envelope.contains_key("schema")
+            || !envelope.contains_key("payload")
+        {
             return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
         }
         let payload = envelope.remove("payload").unwrap_or(Json::Null);
@@ -136,7 +156,10 @@ impl JsonConverter {
 /// A schema in Kafka's JSON form, with its keys in Kafka's order.
 pub fn schema_to_json(schema: &Schema) -> Json {
     let mut o = Map::new();
-    o.insert("type".into(), Json::String(schema.schema_type.json_name().into()));
+    o.insert(
+        "type".into(),
+        Json::String(schema.schema_type.json_name().into()),
+    );
     match schema.schema_type {
         SchemaType::Array => {
             if let Some(items) = &schema.keys {
@@ -199,7 +222,9 @@ pub fn schema_to_json(schema: &Schema) -> Json {
 /// When a type is unknown or a required part is missing.
 pub fn schema_from_json(json: &Json) -> Result<Schema, ConvertError> {
     let bad = |m: &str| ConvertError::Data(format!("Invalid schema: {m}"));
-    let o = json.as_object().ok_or_else(|| bad("a schema must be a JSON object"))?;
+    let o = json
+        .as_object()
+        .ok_or_else(|| bad("a schema must be a JSON object"))?;
     let type_name = o
         .get("type")
         .and_then(Json::as_str)
@@ -209,7 +234,10 @@ pub fn schema_from_json(json: &Json) -> Result<Schema, ConvertError> {
     let mut schema = Schema::new(schema_type);
     schema.optional = o.get("optional").and_then(Json::as_bool).unwrap_or(false);
     schema.name = o.get("name").and_then(Json::as_str).map(str::to_owned);
-    schema.version = o.get("version").and_then(Json::as_i64).and_then(|v| i32::try_from(v).ok());
+    schema.version = o
+        .get("version")
+        .and_then(Json::as_i64)
+        .and_then(|v| i32::try_from(v).ok());
     schema.doc = o.get("doc").and_then(Json::as_str).map(str::to_owned);
     if let Some(Json::Object(params)) = o.get("parameters") {
         for (k, v) in params {
@@ -219,12 +247,18 @@ pub fn schema_from_json(json: &Json) -> Result<Schema, ConvertError> {
     }
     match schema_type {
         SchemaType::Array => {
-            let items = o.get("items").ok_or_else(|| bad("array schema did not specify the items type"))?;
+            let items = o
+                .get("items")
+                .ok_or_else(|| bad("array schema did not specify the items type"))?;
             schema.keys = Some(Arc::new(schema_from_json(items)?));
         }
         SchemaType::Map => {
-            let k = o.get("keys").ok_or_else(|| bad("map schema did not specify the key type"))?;
-            let v = o.get("values").ok_or_else(|| bad("map schema did not specify the value type"))?;
+            let k = o
+                .get("keys")
+                .ok_or_else(|| bad("map schema did not specify the key type"))?;
+            let v = o
+                .get("values")
+                .ok_or_else(|| bad("map schema did not specify the value type"))?;
             schema.keys = Some(Arc::new(schema_from_json(k)?));
             schema.values = Some(Arc::new(schema_from_json(v)?));
         }
@@ -285,14 +319,28 @@ pub fn from_json(schema: &Arc<Schema>, json: &Json) -> Result<Value, ConvertErro
     }
     let int = |json: &Json| json.as_i64().ok_or_else(|| mismatch(schema, json));
     Ok(match schema.schema_type {
-        SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| mismatch(schema, json))?),
-        SchemaType::Int8 => Value::Int8(i8::try_from(int(json)?).map_err(|_| mismatch(schema, json))?),
-        SchemaType::Int16 => Value::Int16(i16::try_from(int(json)?).map_err(|_| mismatch(schema, json))?),
-        SchemaType::Int32 => Value::Int32(i32::try_from(int(json)?).map_err(|_| mismatch(schema, json))?),
+        SchemaType::Boolean => {
+            Value::Boolean(json.as_bool().ok_or_else(|| mismatch(schema, json))?)
+        }
+        SchemaType::Int8 => {
+            Value::Int8(i8::try_from(int(json)?).map_err(|_| mismatch(schema, json))?)
+        }
+        SchemaType::Int16 => {
+            Value::Int16(i16::try_from(int(json)?).map_err(|_| mismatch(schema, json))?)
+        }
+        SchemaType::Int32 => {
+            Value::Int32(i32::try_from(int(json)?).map_err(|_| mismatch(schema, json))?)
+        }
         SchemaType::Int64 => Value::Int64(int(json)?),
-        SchemaType::Float32 => Value::Float32(json.as_f64().ok_or_else(|| mismatch(schema, json))? as f32),
+        SchemaType::Float32 => {
+            Value::Float32(json.as_f64().ok_or_else(|| mismatch(schema, json))? as f32)
+        }
         SchemaType::Float64 => Value::Float64(json.as_f64().ok_or_else(|| mismatch(schema, json))?),
-        SchemaType::String => Value::String(json.as_str().ok_or_else(|| mismatch(schema, json))?.to_owned()),
+        SchemaType::String => Value::String(
+            json.as_str()
+                .ok_or_else(|| mismatch(schema, json))?
+                .to_owned(),
+        ),
         SchemaType::Bytes => {
             if let (Some(scale), Json::Number(n)) = (schema.decimal_scale(), json) {
                 Value::Bytes(numeric_to_decimal(n, scale)?.to_bytes())
@@ -308,11 +356,18 @@ pub fn from_json(schema: &Arc<Schema>, json: &Json) -> Result<Value, ConvertErro
         SchemaType::Array => {
             let items = schema.keys.as_ref().ok_or_else(|| mismatch(schema, json))?;
             let arr = json.as_array().ok_or_else(|| mismatch(schema, json))?;
-            Value::Array(arr.iter().map(|j| from_json(items, j)).collect::<Result<_, _>>()?)
+            Value::Array(
+                arr.iter()
+                    .map(|j| from_json(items, j))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         SchemaType::Map => {
             let ks = schema.keys.as_ref().ok_or_else(|| mismatch(schema, json))?;
-            let vs = schema.values.as_ref().ok_or_else(|| mismatch(schema, json))?;
+            let vs = schema
+                .values
+                .as_ref()
+                .ok_or_else(|| mismatch(schema, json))?;
             match json {
                 Json::Object(o) if ks.schema_type == SchemaType::String => Value::Map(
                     o.iter()
@@ -340,7 +395,10 @@ pub fn from_json(schema: &Arc<Schema>, json: &Json) -> Result<Value, ConvertErro
                 .iter()
                 .map(|f| from_json(&f.schema, o.get(&f.name).unwrap_or(&Json::Null)))
                 .collect::<Result<Vec<_>, _>>()?;
-            Value::Struct(Struct::from_values(schema.clone(), values).map_err(|e| ConvertError::Data(e.to_string()))?)
+            Value::Struct(
+                Struct::from_values(schema.clone(), values)
+                    .map_err(|e| ConvertError::Data(e.to_string()))?,
+            )
         }
     })
 }
@@ -365,7 +423,11 @@ fn numeric_to_decimal(n: &Number, scale: i32) -> Result<Decimal, ConvertError> {
 ///
 /// # Errors
 /// When a struct or map does not fit the schema.
-pub fn to_json(schema: Option<&Schema>, value: &Value, decimal_format: DecimalFormat) -> Result<Json, ConvertError> {
+pub fn to_json(
+    schema: Option<&Schema>,
+    value: &Value,
+    decimal_format: DecimalFormat,
+) -> Result<Json, ConvertError> {
     Ok(match value {
         Value::Null => {
             if let Some(s) = schema
@@ -394,7 +456,12 @@ pub fn to_json(schema: Option<&Schema>, value: &Value, decimal_format: DecimalFo
         },
         Value::Array(items) => {
             let item_schema = schema.and_then(|s| s.keys.as_deref());
-            Json::Array(items.iter().map(|v| to_json(item_schema, v, decimal_format)).collect::<Result<_, _>>()?)
+            Json::Array(
+                items
+                    .iter()
+                    .map(|v| to_json(item_schema, v, decimal_format))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Value::Map(entries) => {
             let ks = schema.and_then(|s| s.keys.as_deref());
@@ -414,7 +481,12 @@ pub fn to_json(schema: Option<&Schema>, value: &Value, decimal_format: DecimalFo
                 Json::Array(
                     entries
                         .iter()
-                        .map(|(k, v)| Ok(Json::Array(vec![to_json(ks, k, decimal_format)?, to_json(vs, v, decimal_format)?])))
+                        .map(|(k, v)| {
+                            Ok(Json::Array(vec![
+                                to_json(ks, k, decimal_format)?,
+                                to_json(vs, v, decimal_format)?,
+                            ]))
+                        })
                         .collect::<Result<_, ConvertError>>()?,
                 )
             }
@@ -422,7 +494,10 @@ pub fn to_json(schema: Option<&Schema>, value: &Value, decimal_format: DecimalFo
         Value::Struct(s) => {
             let mut o = Map::new();
             for (field, v) in s.schema().fields.iter().zip(s.values()) {
-                o.insert(field.name.clone(), to_json(Some(&field.schema), v, decimal_format)?);
+                o.insert(
+                    field.name.clone(),
+                    to_json(Some(&field.schema), v, decimal_format)?,
+                );
             }
             Json::Object(o)
         }
@@ -440,7 +515,11 @@ pub fn infer(json: &Json) -> Value {
             .unwrap_or_else(|| Value::Float64(n.as_f64().unwrap_or(f64::NAN))),
         Json::String(s) => Value::String(s.clone()),
         Json::Array(a) => Value::Array(a.iter().map(infer).collect()),
-        Json::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::String(k.clone()), infer(v))).collect()),
+        Json::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (Value::String(k.clone()), infer(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -460,11 +539,18 @@ mod tests {
     #[test]
     fn round_trips_kafkas_envelope_byte_for_byte() {
         let mut c = converter(true);
-        let data = c.to_connect(Some(KAFKA_ENVELOPE.as_bytes())).expect("decode");
+        let data = c
+            .to_connect(Some(KAFKA_ENVELOPE.as_bytes()))
+            .expect("decode");
         let s = data.value.as_struct().expect("struct");
         assert_eq!(s.get("id"), Some(&Value::Int32(1)));
         assert_eq!(s.get("price"), Some(&Value::Bytes(vec![0x01, 0xf4])));
-        assert_eq!(data.schema.as_ref().and_then(|s| s.fields[2].schema.decimal_scale()), Some(2));
+        assert_eq!(
+            data.schema
+                .as_ref()
+                .and_then(|s| s.fields[2].schema.decimal_scale()),
+            Some(2)
+        );
         let bytes = c.from_connect(&data).expect("encode").expect("not null");
         assert_eq!(String::from_utf8(bytes).expect("utf8"), KAFKA_ENVELOPE);
     }
@@ -472,7 +558,9 @@ mod tests {
     #[test]
     fn schemaless_infers_types_and_writes_bare_json() {
         let mut c = converter(false);
-        let data = c.to_connect(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x"}"#)).expect("decode");
+        let data = c
+            .to_connect(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x"}"#))
+            .expect("decode");
         assert!(data.schema.is_none());
         assert_eq!(data.value.map_get("a"), Some(&Value::Int64(1)));
         assert_eq!(data.value.map_get("b"), Some(&Value::Float64(1.5)));
@@ -484,11 +572,16 @@ mod tests {
     fn envelope_errors_use_kafkas_message() {
         let mut c = converter(true);
         let err = c.to_connect(Some(br#"{"a":1}"#)).expect_err("no envelope");
-        assert!(err.to_string().contains("requires \"schema\" and \"payload\""));
+        assert!(
+            err.to_string()
+                .contains("requires \"schema\" and \"payload\"")
+        );
         let err = c.to_connect(Some(b"{not json")).expect_err("bad json");
         assert!(err.to_string().contains("serialization error"));
         let err = c
-            .to_connect(Some(br#"{"schema":{"type":"int32","optional":false},"payload":"x"}"#))
+            .to_connect(Some(
+                br#"{"schema":{"type":"int32","optional":false},"payload":"x"}"#,
+            ))
             .expect_err("type mismatch");
         assert!(err.to_string().contains("INT32"));
     }
@@ -498,7 +591,9 @@ mod tests {
         let mut c = converter(true);
         assert_eq!(c.to_connect(None).expect("null"), Data::NULL);
         assert_eq!(c.from_connect(&Data::NULL).expect("null"), None);
-        let d = c.to_connect(Some(br#"{"schema":null,"payload":{"k":"v"}}"#)).expect("schemaless");
+        let d = c
+            .to_connect(Some(br#"{"schema":null,"payload":{"k":"v"}}"#))
+            .expect("schemaless");
         assert_eq!(d.value.map_get("k"), Some(&Value::from("v")));
     }
 
@@ -512,7 +607,13 @@ mod tests {
             .from_connect(&Data::new(schema.clone(), Value::Bytes(vec![0x01, 0xf4])))
             .expect("encode")
             .expect("some");
-        assert_eq!(String::from_utf8(out).expect("utf8"), r#"{"schema":{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}},"payload":5.0}"#);
-        assert_eq!(from_json(&schema, &serde_json::json!(5.0)), Ok(Value::Bytes(vec![0x01, 0xf4])));
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            r#"{"schema":{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}},"payload":5.0}"#
+        );
+        assert_eq!(
+            from_json(&schema, &serde_json::json!(5.0)),
+            Ok(Value::Bytes(vec![0x01, 0xf4]))
+        );
     }
 }

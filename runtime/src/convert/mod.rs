@@ -53,7 +53,10 @@ impl Converter {
     ///
     /// # Errors
     /// An unknown class, or a bad setting.
-    pub fn new(class: &str, settings: &BTreeMap<String, String>) -> Result<Converter, ConvertError> {
+    pub fn new(
+        class: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Converter, ConvertError> {
         let simple = class.trim().rsplit('.').next().unwrap_or(class);
         match simple {
             "JsonConverter" => Ok(Converter::Json(JsonConverter::new(settings)?)),
@@ -72,7 +75,10 @@ impl Converter {
             Converter::Json(c) => c.to_connect(bytes),
             Converter::String => Ok(match bytes {
                 None => Data::NULL,
-                Some(b) => Data::new(optional(SchemaType::String), String::from_utf8_lossy(b).into_owned()),
+                Some(b) => Data::new(
+                    optional(SchemaType::String),
+                    String::from_utf8_lossy(b).into_owned(),
+                ),
             }),
             Converter::ByteArray => Ok(match bytes {
                 None => Data::NULL,
@@ -109,7 +115,9 @@ impl Converter {
                 match &data.value {
                     Value::Null => Ok(None),
                     Value::Bytes(b) => Ok(Some(b.clone())),
-                    _ => Err(ConvertError::Data("ByteArrayConverter is not compatible with objects of this type".into())),
+                    _ => Err(ConvertError::Data(
+                        "ByteArrayConverter is not compatible with objects of this type".into(),
+                    )),
                 }
             }
         }
@@ -130,12 +138,21 @@ impl Converters {
     ///
     /// # Errors
     /// The first converter that cannot be built, naming its key.
-    pub fn from_configs(worker: &BTreeMap<String, String>, connector: &BTreeMap<String, String>) -> Result<Converters, (String, ConvertError)> {
+    pub fn from_configs(
+        worker: &BTreeMap<String, String>,
+        connector: &BTreeMap<String, String>,
+    ) -> Result<Converters, (String, ConvertError)> {
         let build = |role: &str, default: &str| {
             let key = format!("{role}.converter");
             let (class, source) = match connector.get(&key) {
                 Some(c) => (c.clone(), connector),
-                None => (worker.get(&key).cloned().unwrap_or_else(|| default.to_owned()), worker),
+                None => (
+                    worker
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| default.to_owned()),
+                    worker,
+                ),
             };
             let prefix = format!("{key}.");
             let settings: BTreeMap<String, String> = source
@@ -176,9 +193,13 @@ mod tests {
         .collect();
         let mut c = Converters::from_configs(&worker, &connector).expect("converters");
         assert!(matches!(c.key, Converter::String));
-        let d = c.value.to_connect(Some(b"{\"a\":1}")).expect("schemaless json");
+        let d = c
+            .value
+            .to_connect(Some(b"{\"a\":1}"))
+            .expect("schemaless json");
         assert!(d.schema.is_none());
-        let bad: BTreeMap<String, String> = [("value.converter".to_owned(), "com.example.Nope".to_owned())].into();
+        let bad: BTreeMap<String, String> =
+            [("value.converter".to_owned(), "com.example.Nope".to_owned())].into();
         let err = Converters::from_configs(&worker, &bad).expect_err("unknown");
         assert_eq!(err.0, "value.converter");
     }
@@ -192,7 +213,14 @@ mod tests {
         assert!(b.from_connect(&s).is_err());
         let mut st = Converter::new("StringConverter", &BTreeMap::new()).expect("string");
         let d = st.to_connect(Some(b"hello")).expect("string");
-        assert_eq!(st.from_connect(&d).expect("string"), Some(b"hello".to_vec()));
-        assert_eq!(st.from_connect(&Data::schemaless(Value::Int64(5))).expect("int"), Some(b"5".to_vec()));
+        assert_eq!(
+            st.from_connect(&d).expect("string"),
+            Some(b"hello".to_vec())
+        );
+        assert_eq!(
+            st.from_connect(&Data::schemaless(Value::Int64(5)))
+                .expect("int"),
+            Some(b"5".to_vec())
+        );
     }
 }

@@ -45,7 +45,9 @@ pub fn map_from_json(json: &Json) -> Option<OffsetMap> {
         let s = match v {
             Json::Null => Scalar::Null,
             Json::Bool(b) => Scalar::Boolean(*b),
-            Json::Number(n) => n.as_i64().map_or_else(|| Scalar::Float(n.as_f64().unwrap_or(0.0)), Scalar::Integer),
+            Json::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Scalar::Float(n.as_f64().unwrap_or(0.0)), Scalar::Integer),
             Json::String(s) => Scalar::Text(s.clone()),
             _ => return None,
         };
@@ -84,8 +86,12 @@ impl OffsetStore {
             };
             let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
             if !text.trim().is_empty() {
-                let json: Json = serde_json::from_str(&text).map_err(|e| read_err(e.to_string()))?;
-                let list = json.get("offsets").and_then(Json::as_array).ok_or_else(|| read_err("no \"offsets\" list".into()))?;
+                let json: Json =
+                    serde_json::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+                let list = json
+                    .get("offsets")
+                    .and_then(Json::as_array)
+                    .ok_or_else(|| read_err("no \"offsets\" list".into()))?;
                 for entry in list {
                     let (Some(key), Some(value)) = (entry.get("key"), entry.get("value")) else {
                         return Err(read_err("an entry lacks key or value".into()));
@@ -101,7 +107,9 @@ impl OffsetStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Json>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every stored position of `connector`.
@@ -180,11 +188,14 @@ mod tests {
             partition: offset_map([("table", "db.t"), ("protocol", "1")]),
             offset: offset_map([("incrementing", 42i64)]),
         };
-        store.put("jdbc", &[p.clone()]);
-        store.put("other", &[p.clone()]);
+        store.put("jdbc", std::slice::from_ref(&p));
+        store.put("other", std::slice::from_ref(&p));
         store.flush().expect("flush");
         let text = std::fs::read_to_string(&file).expect("read");
-        assert!(text.contains(r#"["jdbc",{"protocol":"1","table":"db.t"}]"#), "{text}");
+        assert!(
+            text.contains(r#"["jdbc",{"protocol":"1","table":"db.t"}]"#),
+            "{text}"
+        );
         let reopened = OffsetStore::open(Some(file)).expect("reopen");
         assert_eq!(reopened.positions("jdbc"), vec![p]);
         assert!(reopened.positions("missing").is_empty());

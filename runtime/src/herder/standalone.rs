@@ -69,7 +69,11 @@ fn reinsert_placeholders(
 }
 
 impl Herder {
-    pub fn new(worker: Arc<WorkerShared>, registry: Arc<PluginRegistry>, cancel: CancellationToken) -> Herder {
+    pub fn new(
+        worker: Arc<WorkerShared>,
+        registry: Arc<PluginRegistry>,
+        cancel: CancellationToken,
+    ) -> Herder {
         Herder {
             worker,
             registry,
@@ -87,9 +91,9 @@ impl Herder {
     }
 
     fn plugin_for(&self, config: &BTreeMap<String, String>) -> Result<Arc<Plugin>, HerderError> {
-        let class = config
-            .get(CONNECTOR_CLASS)
-            .ok_or_else(|| HerderError::BadRequest("Connector config is missing connector.class".into()))?;
+        let class = config.get(CONNECTOR_CLASS).ok_or_else(|| {
+            HerderError::BadRequest("Connector config is missing connector.class".into())
+        })?;
         let plugin = self.registry.find(class).ok_or_else(|| {
             HerderError::BadRequest(format!(
                 "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
@@ -103,7 +107,9 @@ impl Herder {
             ))
         })?;
         if plugin.kind == PluginKind::Transform {
-            return Err(HerderError::BadRequest(format!("{class} is a transformation, not a connector")));
+            return Err(HerderError::BadRequest(format!(
+                "{class} is a transformation, not a connector"
+            )));
         }
         Ok(plugin)
     }
@@ -112,12 +118,18 @@ impl Herder {
     ///
     /// # Errors
     /// When `connector.class` is missing or names no connector plugin.
-    pub async fn validate(&self, config: &BTreeMap<String, String>) -> Result<ConfigInfos, HerderError> {
+    pub async fn validate(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<ConfigInfos, HerderError> {
         let plugin = self.plugin_for(config)?;
         Ok(validate::validate(&plugin, config).await)
     }
 
-    async fn validated(&self, config: &BTreeMap<String, String>) -> Result<Arc<Plugin>, HerderError> {
+    async fn validated(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<Plugin>, HerderError> {
         let plugin = self.plugin_for(config)?;
         let infos = validate::validate(&plugin, config).await;
         if infos.error_count > 0 {
@@ -144,7 +156,9 @@ impl Herder {
         let plugin = self.validated(&config).await?;
         let mut connectors = self.connectors.lock().await;
         if connectors.contains_key(name) {
-            return Err(HerderError::AlreadyExists(format!("Connector {name} already exists")));
+            return Err(HerderError::AlreadyExists(format!(
+                "Connector {name} already exists"
+            )));
         }
         let mut c = Connector {
             config,
@@ -166,13 +180,20 @@ impl Herder {
     ///
     /// # Errors
     /// 400 when the config is invalid.
-    pub async fn put_config(&self, name: &str, mut config: BTreeMap<String, String>) -> Result<(bool, ConnectorInfo), HerderError> {
+    pub async fn put_config(
+        &self,
+        name: &str,
+        mut config: BTreeMap<String, String>,
+    ) -> Result<(bool, ConnectorInfo), HerderError> {
         config.insert(NAME.into(), name.into());
         let plugin = self.validated(&config).await?;
         let mut connectors = self.connectors.lock().await;
         let Some(c) = connectors.get_mut(name) else {
             drop(connectors);
-            return self.create(name, config, TargetState::Started).await.map(|i| (true, i));
+            return self
+                .create(name, config, TargetState::Started)
+                .await
+                .map(|i| (true, i));
         };
         self.stop_tasks(c).await;
         c.config = config;
@@ -186,7 +207,11 @@ impl Herder {
     ///
     /// # Errors
     /// 404 when the connector does not exist, 400 when the result is invalid.
-    pub async fn patch_config(&self, name: &str, patch: BTreeMap<String, Option<String>>) -> Result<ConnectorInfo, HerderError> {
+    pub async fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo, HerderError> {
         let mut config = self.config(name).await?;
         for (k, v) in patch {
             match v {
@@ -201,23 +226,29 @@ impl Herder {
     /// 404 when the connector does not exist.
     pub async fn config(&self, name: &str) -> Result<BTreeMap<String, String>, HerderError> {
         let connectors = self.connectors.lock().await;
-        connectors.get(name).map(|c| c.config.clone()).ok_or_else(|| not_found(name))
+        connectors
+            .get(name)
+            .map(|c| c.config.clone())
+            .ok_or_else(|| not_found(name))
     }
 
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
         let connectors = self.connectors.lock().await;
-        connectors.get(name).map(|c| info_of(name, c)).ok_or_else(|| not_found(name))
+        connectors
+            .get(name)
+            .map(|c| info_of(name, c))
+            .ok_or_else(|| not_found(name))
     }
 
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(format!("No status found for connector {name}")))?;
+        let c = connectors.get(name).ok_or_else(|| {
+            HerderError::NotFound(format!("No status found for connector {name}"))
+        })?;
         Ok(status_of(name, c))
     }
 
@@ -317,7 +348,12 @@ impl Herder {
     ///
     /// # Errors
     /// 404 when the connector does not exist.
-    pub async fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<Option<ConnectorStatus>, HerderError> {
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<Option<ConnectorStatus>, HerderError> {
         let mut connectors = self.connectors.lock().await;
         let c = connectors.get_mut(name).ok_or_else(|| not_found(name))?;
         let restart_connector = !only_failed || c.status.state == State::Failed;
@@ -379,7 +415,10 @@ impl Herder {
         }
         let connectors = self.connectors.lock().await;
         let c = connectors.get(name).ok_or_else(|| not_found(name))?;
-        let topics = c.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topics = c
+            .topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(topics.iter().cloned().collect())
     }
 
@@ -390,11 +429,16 @@ impl Herder {
             return Err(HerderError::Forbidden("Topic tracking is disabled.".into()));
         }
         if !self.worker.config.topic_tracking_allow_reset {
-            return Err(HerderError::Forbidden("Topic tracking reset is disabled.".into()));
+            return Err(HerderError::Forbidden(
+                "Topic tracking reset is disabled.".into(),
+            ));
         }
         let connectors = self.connectors.lock().await;
         let c = connectors.get(name).ok_or_else(|| not_found(name))?;
-        c.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        c.topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 
@@ -423,7 +467,9 @@ impl Herder {
             }
             Ok(configs) => configs,
             Err(err) => {
-                c.status = Status::failed(format!("Connector {name} failed to generate task configs: {err}"));
+                c.status = Status::failed(format!(
+                    "Connector {name} failed to generate task configs: {err}"
+                ));
                 return;
             }
         };
@@ -451,7 +497,11 @@ impl Herder {
         connector_config: BTreeMap<String, String>,
     ) -> TaskHandle {
         let status = Arc::new(Mutex::new(Status::new(State::Unassigned)));
-        let initial = if c.target == TargetState::Paused { Target::Pause } else { Target::Run };
+        let initial = if c.target == TargetState::Paused {
+            Target::Pause
+        } else {
+            Target::Run
+        };
         let (target_tx, target_rx) = watch::channel(initial);
         let cancel = self.cancel.child_token();
         let ctx = TaskContext {
@@ -494,7 +544,13 @@ impl Herder {
         let config = c
             .task_configs
             .get(id as usize)
-            .map(|t| self.worker.config.providers.resolve(t).unwrap_or_else(|_| t.clone()))
+            .map(|t| {
+                self.worker
+                    .config
+                    .providers
+                    .resolve(t)
+                    .unwrap_or_else(|_| t.clone())
+            })
             .unwrap_or_default();
         let handle = self.spawn_task(name, c, id, config, resolved);
         c.tasks.insert(id, handle);
@@ -505,7 +561,10 @@ impl Herder {
         let timeout = self.worker.config.task_shutdown_timeout;
         let mut join = handle.join;
         if tokio::time::timeout(timeout, &mut join).await.is_err() {
-            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "Task did not stop in time; aborting it.");
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "Task did not stop in time; aborting it."
+            );
             join.abort();
             let _ = join.await;
         }
@@ -529,7 +588,12 @@ impl Herder {
     }
 
     /// Waits until `check` holds for the connector's status, or `timeout` passes.
-    pub async fn wait_for(&self, name: &str, timeout: Duration, check: impl Fn(&ConnectorStatus) -> bool) -> bool {
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        check: impl Fn(&ConnectorStatus) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if let Ok(s) = self.status(name).await

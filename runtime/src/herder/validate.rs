@@ -40,7 +40,12 @@ impl ConfigInfos {
         let errors: Vec<String> = self
             .configs
             .iter()
-            .flat_map(|f| f.value.errors.iter().map(move |e| format!("{}: {e}", f.value.name)))
+            .flat_map(|f| {
+                f.value
+                    .errors
+                    .iter()
+                    .map(move |e| format!("{}: {e}", f.value.name))
+            })
             .collect();
         format!(
             "Connector configuration is invalid and contains the following {} error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
@@ -59,14 +64,20 @@ pub async fn validate(plugin: &Plugin, config: &BTreeMap<String, String>) -> Con
         if key.required && !config.contains_key(&key.name) {
             issues.push(ConfigIssue::new(
                 &key.name,
-                format!("Missing required configuration \"{}\" which has no default value.", key.name),
+                format!(
+                    "Missing required configuration \"{}\" which has no default value.",
+                    key.name
+                ),
             ));
         }
     }
     match plugin.validate(config).await {
         Ok(plugin_issues) => {
             for issue in plugin_issues {
-                if !issues.iter().any(|i| i.key == issue.key && i.message == issue.message) {
+                if !issues
+                    .iter()
+                    .any(|i| i.key == issue.key && i.message == issue.message)
+                {
                     issues.push(issue);
                 }
             }
@@ -102,14 +113,22 @@ pub async fn validate(plugin: &Plugin, config: &BTreeMap<String, String>) -> Con
         }
     }
     ConfigInfos {
-        name: config.get(connector::CONNECTOR_CLASS).cloned().unwrap_or_default(),
+        name: config
+            .get(connector::CONNECTOR_CLASS)
+            .cloned()
+            .unwrap_or_default(),
         error_count: issues.len(),
         groups,
         configs,
     }
 }
 
-fn field(definition: Option<ConfigKeyDef>, name: &str, config: &BTreeMap<String, String>, issues: &[ConfigIssue]) -> FieldInfo {
+fn field(
+    definition: Option<ConfigKeyDef>,
+    name: &str,
+    config: &BTreeMap<String, String>,
+    issues: &[ConfigIssue],
+) -> FieldInfo {
     let value = config
         .get(name)
         .cloned()
@@ -117,15 +136,26 @@ fn field(definition: Option<ConfigKeyDef>, name: &str, config: &BTreeMap<String,
     let secret = definition
         .as_ref()
         .is_some_and(|d| d.config_type == wasmconnect_sdk::config::ConfigType::Password);
-    let value = if secret { value.map(|_| "[hidden]".to_owned()) } else { value };
-    let recommended_values = definition.as_ref().map(|d| d.recommended_values.clone()).unwrap_or_default();
+    let value = if secret {
+        value.map(|_| "[hidden]".to_owned())
+    } else {
+        value
+    };
+    let recommended_values = definition
+        .as_ref()
+        .map(|d| d.recommended_values.clone())
+        .unwrap_or_default();
     FieldInfo {
         definition,
         value: ConfigValueInfo {
             name: name.to_owned(),
             value,
             recommended_values,
-            errors: issues.iter().filter(|i| i.key == name).map(|i| i.message.clone()).collect(),
+            errors: issues
+                .iter()
+                .filter(|i| i.key == name)
+                .map(|i| i.message.clone())
+                .collect(),
             visible: true,
         },
     }

@@ -41,7 +41,8 @@ impl EmbeddedTopics {
                 done,
             })
             .map_err(|_| "the embedded Kafka has stopped".to_owned())?;
-        rx.await.map_err(|_| "the embedded Kafka has stopped".to_owned())?
+        rx.await
+            .map_err(|_| "the embedded Kafka has stopped".to_owned())?
     }
 }
 

@@ -23,7 +23,11 @@ pub enum KafkaError {
 
 /// A librdkafka client config: `bootstrap.servers`, the given defaults, then each settings
 /// layer in order (worker `producer.*`, then connector `producer.override.*`, say).
-pub fn client_config(bootstrap: &str, defaults: &[(&str, &str)], layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+pub fn client_config(
+    bootstrap: &str,
+    defaults: &[(&str, &str)],
+    layers: &[&BTreeMap<String, String>],
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     for (k, v) in defaults {
@@ -60,10 +64,14 @@ impl TopicCreator {
     pub async fn ensure(&self, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
         match self {
             TopicCreator::Admin(admin) => ensure_topic(admin, topic, spec).await,
-            TopicCreator::Embedded(mock) => mock.create(topic, spec.partitions).await.map_err(|message| KafkaError::CreateTopic {
-                topic: topic.to_owned(),
-                message,
-            }),
+            TopicCreator::Embedded(mock) => {
+                mock.create(topic, spec.partitions)
+                    .await
+                    .map_err(|message| KafkaError::CreateTopic {
+                        topic: topic.to_owned(),
+                        message,
+                    })
+            }
         }
     }
 }
@@ -72,7 +80,11 @@ impl TopicCreator {
 ///
 /// # Errors
 /// When the broker refuses to create it (other than because it exists).
-pub async fn ensure_topic(admin: &AdminClient<DefaultClientContext>, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
+pub async fn ensure_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    spec: &TopicSpec,
+) -> Result<(), KafkaError> {
     let replication = if spec.replication_factor < 0 {
         TopicReplication::Fixed(-1)
     } else {

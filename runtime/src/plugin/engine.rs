@@ -140,7 +140,9 @@ impl PluginEngine {
     fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let digest = Sha256::digest(bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         Some(dir.join(format!("{hex}-{:016x}.cwasm", hasher.finish())))
@@ -154,7 +156,11 @@ impl PluginEngine {
         unsafe { Component::deserialize_file(&self.engine, cached) }
     }
 
-    fn store_in_cache(&self, component: &Component, cached: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    fn store_in_cache(
+        &self,
+        component: &Component,
+        cached: &Path,
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let serialized = component.serialize()?;
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, serialized)?;

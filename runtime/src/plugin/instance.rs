@@ -122,8 +122,14 @@ impl SourceInstance {
         resume: &[SourcePosition],
     ) -> Result<(), CallError> {
         let resume: Vec<_> = resume.iter().map(wire::position_to_wit).collect();
-        call!(self, wasmconnect_plugin_source_task, call_open, &flat(config), &resume)?
-            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+        call!(
+            self,
+            wasmconnect_plugin_source_task,
+            call_open,
+            &flat(config),
+            &resume
+        )?
+        .map_err(|e| CallError::Plugin(error_from_wit(e)))
     }
 
     /// # Errors
@@ -138,8 +144,13 @@ impl SourceInstance {
     /// The plugin's error, or a trap.
     pub async fn commit(&mut self, positions: &[SourcePosition]) -> Result<(), CallError> {
         let positions: Vec<_> = positions.iter().map(wire::position_to_wit).collect();
-        call!(self, wasmconnect_plugin_source_task, call_commit, &positions)?
-            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+        call!(
+            self,
+            wasmconnect_plugin_source_task,
+            call_commit,
+            &positions
+        )?
+        .map_err(|e| CallError::Plugin(error_from_wit(e)))
     }
 
     /// # Errors
@@ -217,8 +228,13 @@ impl TransformInstance {
     /// # Errors
     /// The plugin's error, or a trap.
     pub async fn configure(&mut self, config: &BTreeMap<String, String>) -> Result<(), CallError> {
-        call!(self, wasmconnect_plugin_transform, call_configure, &flat(config))?
-            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+        call!(
+            self,
+            wasmconnect_plugin_transform,
+            call_configure,
+            &flat(config)
+        )?
+        .map_err(|e| CallError::Plugin(error_from_wit(e)))
     }
 
     /// Applies the transform to a batch: one outcome per record, in order.

@@ -144,7 +144,10 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-fn exports_of(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Vec<String> {
+fn exports_of(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Vec<String> {
     component
         .component_type()
         .exports(engine)
@@ -225,15 +228,18 @@ impl Plugin {
         let (meta, keys) = match &any {
             RolePre::Source(p) => (
                 dry_call!(p, engine, wasmconnect_plugin_plugin, call_metadata).map_err(call_err)?,
-                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition).map_err(call_err)?,
+                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition)
+                    .map_err(call_err)?,
             ),
             RolePre::Sink(p) => (
                 dry_call!(p, engine, wasmconnect_plugin_plugin, call_metadata).map_err(call_err)?,
-                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition).map_err(call_err)?,
+                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition)
+                    .map_err(call_err)?,
             ),
             RolePre::Transform(p) => (
                 dry_call!(p, engine, wasmconnect_plugin_plugin, call_metadata).map_err(call_err)?,
-                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition).map_err(call_err)?,
+                dry_call!(p, engine, wasmconnect_plugin_plugin, call_config_definition)
+                    .map_err(call_err)?,
             ),
         };
         let kind = match meta.kind {
@@ -241,7 +247,12 @@ impl Plugin {
             types::PluginKind::Sink => PluginKind::Sink,
             types::PluginKind::Transform => PluginKind::Transform,
         };
-        let missing = || PluginError::invalid(path, format!("its metadata says {kind:?} but it does not export that role"));
+        let missing = || {
+            PluginError::invalid(
+                path,
+                format!("its metadata says {kind:?} but it does not export that role"),
+            )
+        };
         let pre = match kind {
             PluginKind::Source => RolePre::Source(source.ok_or_else(missing)?),
             PluginKind::Sink => RolePre::Sink(sink.ok_or_else(missing)?),
@@ -276,12 +287,33 @@ impl Plugin {
     ///
     /// # Errors
     /// When the plugin traps.
-    pub async fn validate(&self, config: &BTreeMap<String, String>) -> Result<Vec<ConfigIssue>, CallError> {
+    pub async fn validate(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Vec<ConfigIssue>, CallError> {
         let flat = wire::config_to_wit(config);
         let issues = match &self.pre {
-            RolePre::Source(p) => dry_call!(p, self.engine, wasmconnect_plugin_plugin, call_validate, &flat)?,
-            RolePre::Sink(p) => dry_call!(p, self.engine, wasmconnect_plugin_plugin, call_validate, &flat)?,
-            RolePre::Transform(p) => dry_call!(p, self.engine, wasmconnect_plugin_plugin, call_validate, &flat)?,
+            RolePre::Source(p) => dry_call!(
+                p,
+                self.engine,
+                wasmconnect_plugin_plugin,
+                call_validate,
+                &flat
+            )?,
+            RolePre::Sink(p) => dry_call!(
+                p,
+                self.engine,
+                wasmconnect_plugin_plugin,
+                call_validate,
+                &flat
+            )?,
+            RolePre::Transform(p) => dry_call!(
+                p,
+                self.engine,
+                wasmconnect_plugin_plugin,
+                call_validate,
+                &flat
+            )?,
         };
         Ok(issues
             .into_iter()
@@ -300,19 +332,40 @@ impl Plugin {
     ) -> Result<Vec<BTreeMap<String, String>>, CallError> {
         let flat = wire::config_to_wit(config);
         let result = match &self.pre {
-            RolePre::Source(p) => dry_call!(p, self.engine, wasmconnect_plugin_source_connector, call_task_configs, &flat, max_tasks)?,
-            RolePre::Sink(p) => dry_call!(p, self.engine, wasmconnect_plugin_sink_connector, call_task_configs, &flat, max_tasks)?,
+            RolePre::Source(p) => dry_call!(
+                p,
+                self.engine,
+                wasmconnect_plugin_source_connector,
+                call_task_configs,
+                &flat,
+                max_tasks
+            )?,
+            RolePre::Sink(p) => dry_call!(
+                p,
+                self.engine,
+                wasmconnect_plugin_sink_connector,
+                call_task_configs,
+                &flat,
+                max_tasks
+            )?,
             RolePre::Transform(_) => {
-                return Err(CallError::Plugin(wasmconnect_sdk::data::PluginError::config(
-                    "a transform is not a connector",
-                )));
+                return Err(CallError::Plugin(
+                    wasmconnect_sdk::data::PluginError::config("a transform is not a connector"),
+                ));
             }
         };
         let configs = result.map_err(|e| CallError::Plugin(instance::error_from_wit(e)))?;
-        Ok(configs.into_iter().map(|c| c.into_iter().collect()).collect())
+        Ok(configs
+            .into_iter()
+            .map(|c| c.into_iter().collect())
+            .collect())
     }
 
-    fn task_state(&self, limits: Limits, config: &BTreeMap<String, String>) -> Result<TaskState, PluginError> {
+    fn task_state(
+        &self,
+        limits: Limits,
+        config: &BTreeMap<String, String>,
+    ) -> Result<TaskState, PluginError> {
         let grants: Vec<PathBuf> = self
             .file_grants
             .iter()
@@ -339,7 +392,11 @@ impl Plugin {
         config
     }
 
-    fn instantiate_error(&self, store: &wasmtime::Store<TaskState>, e: &wasmtime::Error) -> PluginError {
+    fn instantiate_error(
+        &self,
+        store: &wasmtime::Store<TaskState>,
+        e: &wasmtime::Error,
+    ) -> PluginError {
         PluginError::Instantiate {
             plugin: self.name.clone(),
             message: instance::describe_trap(store, e).to_string(),
@@ -359,7 +416,11 @@ impl Plugin {
     ///
     /// # Errors
     /// When the plugin is not a source or cannot be instantiated.
-    pub async fn source(&self, limits: Limits, config: &BTreeMap<String, String>) -> Result<SourceInstance, PluginError> {
+    pub async fn source(
+        &self,
+        limits: Limits,
+        config: &BTreeMap<String, String>,
+    ) -> Result<SourceInstance, PluginError> {
         let RolePre::Source(pre) = &self.pre else {
             return Err(self.wrong_kind(PluginKind::Source));
         };
@@ -380,7 +441,11 @@ impl Plugin {
     ///
     /// # Errors
     /// When the plugin is not a sink or cannot be instantiated.
-    pub async fn sink(&self, limits: Limits, config: &BTreeMap<String, String>) -> Result<SinkInstance, PluginError> {
+    pub async fn sink(
+        &self,
+        limits: Limits,
+        config: &BTreeMap<String, String>,
+    ) -> Result<SinkInstance, PluginError> {
         let RolePre::Sink(pre) = &self.pre else {
             return Err(self.wrong_kind(PluginKind::Sink));
         };

@@ -49,8 +49,13 @@ pub struct CapturedOutput {
 impl CapturedOutput {
     /// What was captured, lossily decoded.
     pub fn text(&self) -> String {
-        let tail = self.tail.lock().map(|t| t.iter().copied().collect::<Vec<u8>>());
-        String::from_utf8_lossy(&tail.unwrap_or_default()).trim().to_owned()
+        let tail = self
+            .tail
+            .lock()
+            .map(|t| t.iter().copied().collect::<Vec<u8>>());
+        String::from_utf8_lossy(&tail.unwrap_or_default())
+            .trim()
+            .to_owned()
     }
 
     fn append(&self, bytes: &[u8]) {

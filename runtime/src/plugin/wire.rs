@@ -91,7 +91,10 @@ pub fn record_from_wit(r: wit::DataRecord, schemas: &[Arc<Schema>]) -> Result<Re
 /// Encodes a batch.
 pub fn batch_to_wit(records: &[Record]) -> wit::RecordBatch {
     let mut table = SchemaTable::new();
-    let records = records.iter().map(|r| record_to_wit(r, &mut table)).collect();
+    let records = records
+        .iter()
+        .map(|r| record_to_wit(r, &mut table))
+        .collect();
     wit::RecordBatch {
         schemas: table.into_encoded(),
         records,
@@ -102,8 +105,13 @@ pub fn batch_to_wit(records: &[Record]) -> wit::RecordBatch {
 ///
 /// # Errors
 /// When a schema does not decode.
-pub fn schemas_from_wit(cache: &mut SchemaCache, table: &[Vec<u8>]) -> Result<Vec<Arc<Schema>>, WireError> {
-    cache.decode_table(table).map_err(|e| WireError(e.to_string()))
+pub fn schemas_from_wit(
+    cache: &mut SchemaCache,
+    table: &[Vec<u8>],
+) -> Result<Vec<Arc<Schema>>, WireError> {
+    cache
+        .decode_table(table)
+        .map_err(|e| WireError(e.to_string()))
 }
 
 fn scalar_from_wit(s: wit::Scalar) -> Scalar {
@@ -127,11 +135,15 @@ fn scalar_to_wit(s: &Scalar) -> wit::Scalar {
 }
 
 fn map_from_wit(m: wit::OffsetMap) -> OffsetMap {
-    m.into_iter().map(|(k, v)| (k, scalar_from_wit(v))).collect()
+    m.into_iter()
+        .map(|(k, v)| (k, scalar_from_wit(v)))
+        .collect()
 }
 
 fn map_to_wit(m: &OffsetMap) -> wit::OffsetMap {
-    m.iter().map(|(k, v)| (k.clone(), scalar_to_wit(v))).collect()
+    m.iter()
+        .map(|(k, v)| (k.clone(), scalar_to_wit(v)))
+        .collect()
 }
 
 pub fn position_to_wit(p: &SourcePosition) -> wit::SourcePosition {
@@ -166,7 +178,9 @@ pub fn source_batch_from_wit(
 }
 
 /// A flat string config for a plugin.
-pub fn config_to_wit<'a>(config: impl IntoIterator<Item = (&'a String, &'a String)>) -> wit::Config {
+pub fn config_to_wit<'a>(
+    config: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> wit::Config {
     config
         .into_iter()
         .map(|(k, v)| (k.clone(), v.clone()))

@@ -102,7 +102,9 @@ pub fn config_infos(infos: &ConfigInfos) -> Json {
 /// # Errors
 /// When the body is not an object or a value is an object or array; names the key.
 pub fn string_map(json: &Json) -> Result<BTreeMap<String, Option<String>>, String> {
-    let o = json.as_object().ok_or("Expected a JSON object of configuration keys and values")?;
+    let o = json
+        .as_object()
+        .ok_or("Expected a JSON object of configuration keys and values")?;
     o.iter()
         .map(|(k, v)| {
             let v = match v {
@@ -110,7 +112,11 @@ pub fn string_map(json: &Json) -> Result<BTreeMap<String, Option<String>>, Strin
                 Json::String(s) => Some(s.clone()),
                 Json::Bool(b) => Some(b.to_string()),
                 Json::Number(n) => Some(n.to_string()),
-                _ => return Err(format!("Configuration value of {k} must be a string, not {v}")),
+                _ => {
+                    return Err(format!(
+                        "Configuration value of {k} must be a string, not {v}"
+                    ));
+                }
             };
             Ok((k.clone(), v))
         })

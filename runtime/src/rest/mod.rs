@@ -35,7 +35,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(server_info))
         .route("/health", get(health))
         .route("/connectors", get(list_connectors).post(create_connector))
-        .route("/connectors/{name}", get(get_connector).delete(delete_connector))
+        .route(
+            "/connectors/{name}",
+            get(get_connector).delete(delete_connector),
+        )
         .route(
             "/connectors/{name}/config",
             get(get_config).put(put_config).patch(patch_config),
@@ -47,15 +50,24 @@ pub fn app(state: AppState) -> Router {
         .route("/connectors/{name}/stop", put(stop_connector))
         .route("/connectors/{name}/tasks", get(list_tasks))
         .route("/connectors/{name}/tasks/{task}/status", get(task_status))
-        .route("/connectors/{name}/tasks/{task}/restart", post(restart_task))
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
         .route("/connectors/{name}/topics", get(connector_topics))
         .route("/connectors/{name}/topics/reset", put(reset_topics))
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/{plugin}/config", get(plugin_config))
-        .route("/connector-plugins/{plugin}/config/validate", put(validate_config))
+        .route(
+            "/connector-plugins/{plugin}/config/validate",
+            put(validate_config),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP 405 Method Not Allowed")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HTTP 405 Method Not Allowed",
+            )
         })
         .with_state(state)
 }
@@ -72,7 +84,8 @@ fn parse_json(body: &Bytes) -> Result<Json, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("Request body is empty"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Cannot deserialize request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Cannot deserialize request body: {e}")))
 }
 
 fn full_map(json: &Json) -> Result<BTreeMap<String, String>, ApiError> {
@@ -80,7 +93,9 @@ fn full_map(json: &Json) -> Result<BTreeMap<String, String>, ApiError> {
     map.into_iter()
         .map(|(k, v)| match v {
             Some(v) => Ok((k, v)),
-            None => Err(ApiError::bad_request(format!("Configuration value of {k} must not be null"))),
+            None => Err(ApiError::bad_request(format!(
+                "Configuration value of {k} must not be null"
+            ))),
         })
         .collect()
 }
@@ -95,7 +110,9 @@ fn query_params(raw: Option<String>) -> Vec<(String, String)> {
         while i < bytes.len() {
             if bytes[i] == b'%'
                 && i + 2 < bytes.len()
-                && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+                && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
                 out.push(b);
                 i += 3;
@@ -122,7 +139,9 @@ fn bool_param(params: &[(String, String)], key: &str, default: bool) -> Result<b
         Some((_, v)) => match v.to_ascii_lowercase().as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err(ApiError::bad_request(format!("Query parameter {key} must be true or false, not {v}"))),
+            _ => Err(ApiError::bad_request(format!(
+                "Query parameter {key} must be true or false, not {v}"
+            ))),
         },
     }
 }
@@ -140,12 +159,18 @@ async fn server_info(State(state): State<AppState>) -> ApiResult {
 }
 
 async fn health() -> ApiResult {
-    ok(json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}))
+    ok(
+        json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}),
+    )
 }
 
 async fn list_connectors(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
     let params = query_params(query);
-    let expand: Vec<&str> = params.iter().filter(|(k, _)| k == "expand").map(|(_, v)| v.as_str()).collect();
+    let expand: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .map(|(_, v)| v.as_str())
+        .collect();
     let names = state.herder.connector_names().await;
     if expand.is_empty() {
         return ok(json!(names));
@@ -194,16 +219,24 @@ async fn create_connector(State(state): State<AppState>, body: Bytes) -> ApiResu
         .and_then(Json::as_str)
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("Connector name must be given as a non-empty string in \"name\""))?
+        .ok_or_else(|| {
+            ApiError::bad_request("Connector name must be given as a non-empty string in \"name\"")
+        })?
         .to_owned();
     let config = full_map(json.get("config").unwrap_or(&Json::Null))?;
     check_name_matches(&config, &name)?;
     let initial = match json.get("initial_state") {
         None | Some(Json::Null) => TargetState::Started,
         Some(Json::String(s)) => TargetState::from_initial_state(s).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid initial_state {s}: expected RUNNING, PAUSED or STOPPED"))
+            ApiError::bad_request(format!(
+                "Invalid initial_state {s}: expected RUNNING, PAUSED or STOPPED"
+            ))
         })?,
-        Some(other) => return Err(ApiError::bad_request(format!("Invalid initial_state {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid initial_state {other}"
+            )));
+        }
     };
     let info = state.herder.create(&name, config, initial).await?;
     created(&name, entities::connector_info(&info))
@@ -222,7 +255,11 @@ async fn get_config(State(state): State<AppState>, Path(name): Path<String>) -> 
     ok(json!(state.herder.config(&name).await?))
 }
 
-async fn put_config(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+async fn put_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let config = full_map(&parse_json(&body)?)?;
     check_name_matches(&config, &name)?;
     let (was_created, info) = state.herder.put_config(&name, config).await?;
@@ -233,7 +270,11 @@ async fn put_config(State(state): State<AppState>, Path(name): Path<String>, bod
     }
 }
 
-async fn patch_config(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+async fn patch_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let patch = entities::string_map(&parse_json(&body)?).map_err(ApiError::bad_request)?;
     if let Some(Some(n)) = patch.get("name")
         && n != &name
@@ -242,7 +283,9 @@ async fn patch_config(State(state): State<AppState>, Path(name): Path<String>, b
             "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
         )));
     }
-    ok(entities::connector_info(&state.herder.patch_config(&name, patch).await?))
+    ok(entities::connector_info(
+        &state.herder.patch_config(&name, patch).await?,
+    ))
 }
 
 async fn connector_status(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -250,11 +293,19 @@ async fn connector_status(State(state): State<AppState>, Path(name): Path<String
     ok(entities::connector_status(&s, &worker_id(&state)))
 }
 
-async fn restart_connector(State(state): State<AppState>, Path(name): Path<String>, RawQuery(query): RawQuery) -> ApiResult {
+async fn restart_connector(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
     let params = query_params(query);
     let include_tasks = bool_param(&params, "includeTasks", false)?;
     let only_failed = bool_param(&params, "onlyFailed", false)?;
-    match state.herder.restart(&name, include_tasks, only_failed).await? {
+    match state
+        .herder
+        .restart(&name, include_tasks, only_failed)
+        .await?
+    {
         None => status_only(StatusCode::NO_CONTENT),
         Some(planned) => Ok((
             StatusCode::ACCEPTED,
@@ -288,13 +339,19 @@ fn task_id(name: &str, raw: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown task {name}-{raw}")))
 }
 
-async fn task_status(State(state): State<AppState>, Path((name, task)): Path<(String, String)>) -> ApiResult {
+async fn task_status(
+    State(state): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> ApiResult {
     let id = task_id(&name, &task)?;
     let s = state.herder.task_status(&name, id).await?;
     ok(entities::task_state(id, &s, &worker_id(&state)))
 }
 
-async fn restart_task(State(state): State<AppState>, Path((name, task)): Path<(String, String)>) -> ApiResult {
+async fn restart_task(
+    State(state): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> ApiResult {
     let id = task_id(&name, &task)?;
     state.herder.restart_task(&name, id).await?;
     status_only(StatusCode::NO_CONTENT)
@@ -319,11 +376,17 @@ async fn list_plugins(State(state): State<AppState>, RawQuery(query): RawQuery) 
         .all()
         .iter()
         .filter(|p| !connectors_only || p.kind != PluginKind::Transform)
-        .map(|p| json!({"class": p.name, "type": entities::kind_name(p.kind), "version": p.version}))
+        .map(
+            |p| json!({"class": p.name, "type": entities::kind_name(p.kind), "version": p.version}),
+        )
         .collect();
     if !connectors_only {
         for class in CONVERTER_CLASSES {
-            let kind = if class.ends_with("HeaderConverter") { "header_converter" } else { "converter" };
+            let kind = if class.ends_with("HeaderConverter") {
+                "header_converter"
+            } else {
+                "converter"
+            };
             out.push(json!({"class": class, "type": kind, "version": env!("CARGO_PKG_VERSION")}));
         }
     }
@@ -335,12 +398,21 @@ async fn plugin_config(State(state): State<AppState>, Path(plugin): Path<String>
         if CONVERTER_CLASSES.iter().any(|c| c.ends_with(&plugin)) {
             return ok(json!([]));
         }
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}.")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Unknown plugin {plugin}."),
+        ));
     };
-    ok(Json::Array(p.config_def.iter().map(entities::config_key_info).collect()))
+    ok(Json::Array(
+        p.config_def.iter().map(entities::config_key_info).collect(),
+    ))
 }
 
-async fn validate_config(State(state): State<AppState>, Path(plugin): Path<String>, body: Bytes) -> ApiResult {
+async fn validate_config(
+    State(state): State<AppState>,
+    Path(plugin): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let config = full_map(&parse_json(&body)?)?;
     let Some(class) = config.get("connector.class") else {
         return Err(ApiError::bad_request(format!(
@@ -351,7 +423,11 @@ async fn validate_config(State(state): State<AppState>, Path(plugin): Path<Strin
     let strip = |s: &str| s.strip_suffix("Connector").unwrap_or(s).to_owned();
     let matches = class.ends_with(&plugin)
         || strip(class).ends_with(&strip(&plugin))
-        || state.herder.registry().find(&plugin).is_some_and(|p| p.answers_to(class));
+        || state
+            .herder
+            .registry()
+            .find(&plugin)
+            .is_some_and(|p| p.answers_to(class));
     if !matches {
         return Err(ApiError::bad_request(format!(
             "Included connector type {class} does not match request type {plugin}"

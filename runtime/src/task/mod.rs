@@ -56,11 +56,16 @@ impl Status {
 pub type SharedStatus = Arc<Mutex<Status>>;
 
 pub fn set_status(status: &SharedStatus, value: Status) {
-    *status.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    *status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
 }
 
 pub fn get_status(status: &SharedStatus) -> Status {
-    status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// What the herder wants a task to do.
@@ -104,7 +109,10 @@ impl TaskContext {
     }
 
     fn note_topic(&self, topic: &str) {
-        let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !topics.contains(topic) {
             topics.insert(topic.to_owned());
         }

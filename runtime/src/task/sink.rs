@@ -41,22 +41,36 @@ struct SinkTask {
 }
 
 fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Record, TaskFailure> {
-    let at = || format!("topic {} partition {} offset {}", m.topic(), m.partition(), m.offset());
-    let key = converters
-        .key
-        .to_connect(m.key())
-        .map_err(|e| TaskFailure(format!("Error converting the key of the record at {}: {e}", at())))?;
-    let value = converters
-        .value
-        .to_connect(m.payload())
-        .map_err(|e| TaskFailure(format!("Error converting the value of the record at {}: {e}", at())))?;
+    let at = || {
+        format!(
+            "topic {} partition {} offset {}",
+            m.topic(),
+            m.partition(),
+            m.offset()
+        )
+    };
+    let key = converters.key.to_connect(m.key()).map_err(|e| {
+        TaskFailure(format!(
+            "Error converting the key of the record at {}: {e}",
+            at()
+        ))
+    })?;
+    let value = converters.value.to_connect(m.payload()).map_err(|e| {
+        TaskFailure(format!(
+            "Error converting the value of the record at {}: {e}",
+            at()
+        ))
+    })?;
     let mut headers = Vec::new();
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let value = converters
-                .header
-                .to_connect(h.value)
-                .map_err(|e| TaskFailure(format!("Error converting header {} of the record at {}: {e}", h.key, at())))?;
+            let value = converters.header.to_connect(h.value).map_err(|e| {
+                TaskFailure(format!(
+                    "Error converting header {} of the record at {}: {e}",
+                    h.key,
+                    at()
+                ))
+            })?;
             headers.push(Header {
                 key: h.key.to_owned(),
                 value,
@@ -106,7 +120,8 @@ impl SinkTask {
             }
         }
         let consumer = self.consumer.clone();
-        let committed = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
         match committed {
             Ok(Ok(())) => {
                 tracing::debug!(connector = %ctx.connector, task = ctx.task_id, partitions = self.pending.len(), "Committed offsets.");

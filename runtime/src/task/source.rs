@@ -65,34 +65,41 @@ impl SourceTask {
 
     /// Converts and produces a batch, then waits for every acknowledgement. Positions are
     /// recorded only for acknowledged records.
-    async fn produce(&mut self, ctx: &TaskContext, records: Vec<SourceRecord>) -> Result<(), TaskFailure> {
-        let mut deliveries: Vec<(DeliveryFuture, SourcePosition)> = Vec::with_capacity(records.len());
+    async fn produce(
+        &mut self,
+        ctx: &TaskContext,
+        records: Vec<SourceRecord>,
+    ) -> Result<(), TaskFailure> {
+        let mut deliveries: Vec<(DeliveryFuture, SourcePosition)> =
+            Vec::with_capacity(records.len());
         for sr in records {
             let r = &sr.record;
             self.ensure_topic(ctx, &r.topic).await?;
-            let key = self
-                .converters
-                .key
-                .from_connect(&r.key)
-                .map_err(|e| TaskFailure(format!("Error converting the key of a record for topic {}: {e}", r.topic)))?;
-            let value = self
-                .converters
-                .value
-                .from_connect(&r.value)
-                .map_err(|e| TaskFailure(format!("Error converting the value of a record for topic {}: {e}", r.topic)))?;
+            let key = self.converters.key.from_connect(&r.key).map_err(|e| {
+                TaskFailure(format!(
+                    "Error converting the key of a record for topic {}: {e}",
+                    r.topic
+                ))
+            })?;
+            let value = self.converters.value.from_connect(&r.value).map_err(|e| {
+                TaskFailure(format!(
+                    "Error converting the value of a record for topic {}: {e}",
+                    r.topic
+                ))
+            })?;
             let mut headers = OwnedHeaders::new();
             for h in &r.headers {
-                let bytes = self
-                    .converters
-                    .header
-                    .from_connect(&h.value)
-                    .map_err(|e| TaskFailure(format!("Error converting header {}: {e}", h.key)))?;
+                let bytes =
+                    self.converters.header.from_connect(&h.value).map_err(|e| {
+                        TaskFailure(format!("Error converting header {}: {e}", h.key))
+                    })?;
                 headers = headers.insert(KafkaHeader {
                     key: &h.key,
                     value: bytes.as_deref(),
                 });
             }
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).headers(headers);
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&r.topic).headers(headers);
             if let Some(k) = key.as_deref() {
                 record = record.key(k);
             }
@@ -109,9 +116,15 @@ impl SourceTask {
             let future = loop {
                 match self.producer.send_result(pending) {
                     Ok(f) => break f,
-                    Err((e, rec)) if matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) => {
+                    Err((e, rec))
+                        if matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ) =>
+                    {
                         pending = rec;
-                        self.producer.poll(Timeout::After(Duration::from_millis(10)));
+                        self.producer
+                            .poll(Timeout::After(Duration::from_millis(10)));
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     Err((e, _)) => return Err(TaskFailure::new("Cannot send a record", e)),
@@ -122,10 +135,17 @@ impl SourceTask {
         for (future, position) in deliveries {
             match future.await {
                 Ok(Ok(_)) => {
-                    self.unflushed.insert(offset_key(&ctx.connector, &position.partition), position);
+                    self.unflushed
+                        .insert(offset_key(&ctx.connector, &position.partition), position);
                 }
-                Ok(Err((e, _))) => return Err(TaskFailure::new("Kafka did not acknowledge a record", e)),
-                Err(_) => return Err(TaskFailure("The producer was closed before a record was acknowledged".into())),
+                Ok(Err((e, _))) => {
+                    return Err(TaskFailure::new("Kafka did not acknowledge a record", e));
+                }
+                Err(_) => {
+                    return Err(TaskFailure(
+                        "The producer was closed before a record was acknowledged".into(),
+                    ));
+                }
             }
         }
         Ok(())
@@ -137,7 +157,8 @@ impl SourceTask {
         if self.unflushed.is_empty() {
             return Ok(());
         }
-        let positions: Vec<SourcePosition> = std::mem::take(&mut self.unflushed).into_values().collect();
+        let positions: Vec<SourcePosition> =
+            std::mem::take(&mut self.unflushed).into_values().collect();
         ctx.worker.offsets.put(&ctx.connector, &positions);
         let worker = ctx.worker.clone();
         tokio::task::spawn_blocking(move || worker.offsets.flush())
@@ -170,7 +191,8 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     .map_err(|e| TaskFailure::new("Cannot create the producer", e))?;
     let converters = Converters::from_configs(&ctx.worker.config.raw, &ctx.connector_config)
         .map_err(|(key, e)| TaskFailure(format!("{key}: {e}")))?;
-    let creation = TopicCreation::from_config(&ctx.connector_config).map_err(|i| TaskFailure(i.to_string()))?;
+    let creation = TopicCreation::from_config(&ctx.connector_config)
+        .map_err(|i| TaskFailure(i.to_string()))?;
     let limits = connector::limits(&ctx.connector_config, ctx.worker.config.limits);
     let task_config = ctx.plugin.task_config(&ctx.config);
     let mut plugin = ctx
@@ -192,7 +214,8 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         unflushed: BTreeMap::new(),
         last_flush: Instant::now(),
     };
-    let max_records = u32::try_from(connector::batch_max_records(&ctx.connector_config)).unwrap_or(u32::MAX);
+    let max_records =
+        u32::try_from(connector::batch_max_records(&ctx.connector_config)).unwrap_or(u32::MAX);
     let flush_interval = ctx.worker.config.offset_flush_interval;
     set_status(&ctx.status, Status::new(State::Running));
     tracing::info!(connector = %ctx.connector, task = ctx.task_id, resumed = resume.len(), "Source task started.");

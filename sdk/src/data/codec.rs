@@ -590,7 +590,10 @@ mod tests {
         let schema = sample_schema();
         let bytes = encode_value(&sample_value(&schema));
         for cut in 0..bytes.len() {
-            assert!(decode_value(&bytes[..cut], Some(&schema)).is_err(), "cut {cut}");
+            assert!(
+                decode_value(&bytes[..cut], Some(&schema)).is_err(),
+                "cut {cut}"
+            );
         }
         assert!(decode_value(&bytes, None).is_err(), "struct needs a schema");
         assert!(decode_value(&[ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f], None).is_err());

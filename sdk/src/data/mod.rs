@@ -148,7 +148,9 @@ impl From<f64> for Scalar {
 pub type OffsetMap = Vec<(String, Scalar)>;
 
 /// Builds an [`OffsetMap`] from pairs.
-pub fn offset_map<K: Into<String>, V: Into<Scalar>>(pairs: impl IntoIterator<Item = (K, V)>) -> OffsetMap {
+pub fn offset_map<K: Into<String>, V: Into<Scalar>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> OffsetMap {
     let mut map: OffsetMap = pairs
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))

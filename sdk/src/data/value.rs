@@ -147,7 +147,10 @@ impl std::fmt::Display for StructError {
         match self {
             StructError::NotAStruct => f.write_str("schema is not a struct schema"),
             StructError::WrongArity { expected, got } => {
-                write!(f, "struct has {expected} fields but {got} values were given")
+                write!(
+                    f,
+                    "struct has {expected} fields but {got} values were given"
+                )
             }
             StructError::UnknownField(name) => write!(f, "{name} is not a valid field name"),
         }
@@ -290,15 +293,42 @@ mod tests {
     #[test]
     fn decimal_bytes_round_trip_like_java_big_integer() {
         // BigInteger.valueOf(500).toByteArray() == [0x01, 0xF4]
-        let d = Decimal { unscaled: 500, scale: 2 };
+        let d = Decimal {
+            unscaled: 500,
+            scale: 2,
+        };
         assert_eq!(d.to_bytes(), vec![0x01, 0xf4]);
         assert_eq!(Decimal::from_bytes(&[0x01, 0xf4], 2), Some(d));
         // -1 is [0xFF], 128 is [0x00, 0x80]
-        assert_eq!(Decimal { unscaled: -1, scale: 0 }.to_bytes(), vec![0xff]);
-        assert_eq!(Decimal { unscaled: 128, scale: 0 }.to_bytes(), vec![0x00, 0x80]);
-        assert_eq!(Decimal::from_bytes(&[0xff, 0x38], 0).map(|d| d.unscaled), Some(-200));
+        assert_eq!(
+            Decimal {
+                unscaled: -1,
+                scale: 0
+            }
+            .to_bytes(),
+            vec![0xff]
+        );
+        assert_eq!(
+            Decimal {
+                unscaled: 128,
+                scale: 0
+            }
+            .to_bytes(),
+            vec![0x00, 0x80]
+        );
+        assert_eq!(
+            Decimal::from_bytes(&[0xff, 0x38], 0).map(|d| d.unscaled),
+            Some(-200)
+        );
         assert_eq!(d.to_string(), "5.00");
-        assert_eq!(Decimal { unscaled: -5, scale: 3 }.to_string(), "-0.005");
+        assert_eq!(
+            Decimal {
+                unscaled: -5,
+                scale: 3
+            }
+            .to_string(),
+            "-0.005"
+        );
     }
 
     #[test]
