@@ -1,1 +1,2 @@
-//! End-to-end tests live in tests/tests.
+//! End-to-end tests of the `wasmconnect` binary live in `tests/tests/`; this crate has no
+//! code of its own.

@@ -63,7 +63,12 @@ impl TopicCreator {
     /// When the broker refuses to create it (other than because it exists).
     pub async fn ensure(&self, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
         match self {
-            TopicCreator::Admin(admin) => ensure_topic(admin, topic, spec).await,
+            TopicCreator::Admin(admin) => {
+                if topic_exists(admin.clone(), topic).await {
+                    return Ok(());
+                }
+                ensure_topic(admin, topic, spec).await
+            }
             TopicCreator::Embedded(mock) => {
                 mock.create(topic, spec.partitions)
                     .await
@@ -74,6 +79,27 @@ impl TopicCreator {
             }
         }
     }
+}
+
+/// Whether the broker knows `topic` (with at least one partition).
+async fn topic_exists(
+    admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
+    topic: &str,
+) -> bool {
+    let name = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        admin
+            .inner()
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Creates `topic` if it does not exist.

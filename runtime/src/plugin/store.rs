@@ -39,7 +39,7 @@ impl Default for Limits {
 /// How much of a plugin's stdout and stderr is kept for its failure trace.
 const OUTPUT_TAIL_BYTES: usize = 8 * 1024;
 
-/// Keeps the last [`OUTPUT_TAIL_BYTES`] a plugin wrote to stdout or stderr (a Rust panic
+/// Keeps the last 8 KiB a plugin wrote to stdout or stderr (a Rust panic
 /// message lands there before the trap), and never refuses a write.
 #[derive(Debug, Clone, Default)]
 pub struct CapturedOutput {
