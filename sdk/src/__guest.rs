@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::config::{Config, ConfigIssue, ConfigStruct, ConfigType, Importance, Width};
-use crate::data::codec::{SchemaCache, SchemaTable, decode_value, encode_value};
-use crate::data::{self, Data, Header, Outcome, PluginError, Record, Scalar, SourcePosition};
+use crate::data::codec::SchemaCache;
+use crate::data::{self, PluginError, Record, Scalar, SourcePosition, batch};
 use crate::{Metadata, PluginKind, Sink, Source, Transform};
 
 wit_bindgen::generate!({
@@ -128,91 +128,14 @@ pub fn position_from_wit(p: wit::SourcePosition) -> SourcePosition {
     }
 }
 
-fn data_from_wit(
-    d: Option<wit::Data>,
-    schemas: &[std::sync::Arc<data::Schema>],
-) -> Result<Data, PluginError> {
-    let Some(d) = d else {
-        return Ok(Data::NULL);
-    };
-    let schema = match d.schema {
-        None => None,
-        Some(i) => Some(
-            schemas
-                .get(i as usize)
-                .cloned()
-                .ok_or_else(|| PluginError::fatal(format!("schema index {i} out of range")))?,
-        ),
-    };
-    let value =
-        decode_value(&d.value, schema.as_ref()).map_err(|e| PluginError::fatal(e.to_string()))?;
-    Ok(Data { schema, value })
+fn decode_error(e: crate::data::codec::DecodeError) -> PluginError {
+    PluginError::fatal(e.to_string())
 }
 
-fn data_to_wit(d: Data, table: &mut SchemaTable) -> Option<wit::Data> {
-    if d.schema.is_none() && d.value.is_null() {
-        return None;
-    }
-    Some(wit::Data {
-        schema: d.schema.as_ref().map(|s| table.index(s)),
-        value: encode_value(&d.value),
-    })
-}
-
-fn record_from_wit(
-    r: wit::DataRecord,
-    schemas: &[std::sync::Arc<data::Schema>],
-) -> Result<Record, PluginError> {
-    let mut headers = Vec::with_capacity(r.headers.len());
-    for h in r.headers {
-        headers.push(Header {
-            key: h.key,
-            value: data_from_wit(Some(h.value), schemas)?,
-        });
-    }
-    Ok(Record {
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-        timestamp: r.timestamp,
-        key: data_from_wit(r.key, schemas)?,
-        value: data_from_wit(r.value, schemas)?,
-        headers,
-    })
-}
-
-fn record_to_wit(r: Record, table: &mut SchemaTable) -> wit::DataRecord {
-    let headers = r
-        .headers
-        .into_iter()
-        .map(|h| wit::Header {
-            key: h.key,
-            value: data_to_wit(h.value, table).unwrap_or(wit::Data {
-                schema: None,
-                value: encode_value(&data::Value::Null),
-            }),
-        })
-        .collect();
-    wit::DataRecord {
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-        timestamp: r.timestamp,
-        key: data_to_wit(r.key, table),
-        value: data_to_wit(r.value, table),
-        headers,
-    }
-}
-
-fn decode_batch(batch: wit::RecordBatch) -> Result<Vec<Record>, PluginError> {
-    let schemas = SCHEMAS
-        .with(|c| c.borrow_mut().decode_table(&batch.schemas))
-        .map_err(|e| PluginError::fatal(e.to_string()))?;
-    batch
-        .records
-        .into_iter()
-        .map(|r| record_from_wit(r, &schemas))
-        .collect()
+fn decode_batch(batch: &[u8]) -> Result<Vec<Record>, PluginError> {
+    SCHEMAS
+        .with(|c| batch::decode_records(batch, &mut c.borrow_mut()))
+        .map_err(decode_error)
 }
 
 fn metadata_to_wit(m: Metadata, kind: PluginKind) -> wit::PluginMetadata {
@@ -321,7 +244,7 @@ pub trait GuestPlugin {
     fn transform_configure(_config: wit::Config) -> Result<(), wit::PluginError> {
         unsupported("transform")
     }
-    fn transform_apply(_batch: wit::RecordBatch) -> Result<wit::TransformResult, wit::PluginError> {
+    fn transform_apply(_batch: wit::RecordBatch) -> Result<wit::OutcomeBatch, wit::PluginError> {
         unsupported("transform")
     }
     fn close();
@@ -364,18 +287,7 @@ impl<T: Source> GuestPlugin for SourceRole<T> {
     }
     fn source_poll(max: u32) -> Result<wit::SourceBatch, wit::PluginError> {
         let records = with_instance::<T, _>(|t| t.poll(max as usize)).map_err(error_to_wit)?;
-        let mut table = SchemaTable::new();
-        let records = records
-            .into_iter()
-            .map(|r| wit::SourceRecord {
-                position: position_to_wit(r.position),
-                data: record_to_wit(r.record, &mut table),
-            })
-            .collect();
-        Ok(wit::SourceBatch {
-            schemas: table.into_encoded(),
-            records,
-        })
+        Ok(batch::encode_source_records(&records))
     }
     fn source_commit(positions: Vec<wit::SourcePosition>) -> Result<(), wit::PluginError> {
         let positions: Vec<_> = positions.into_iter().map(position_from_wit).collect();
@@ -413,7 +325,7 @@ impl<T: Sink> GuestPlugin for SinkRole<T> {
         Ok(())
     }
     fn sink_put(batch: wit::RecordBatch) -> Result<Vec<wit::RecordFailure>, wit::PluginError> {
-        let records = decode_batch(batch).map_err(error_to_wit)?;
+        let records = decode_batch(&batch).map_err(error_to_wit)?;
         let failures = with_instance::<T, _>(|t| t.put(records)).map_err(error_to_wit)?;
         Ok(failures
             .into_iter()
@@ -449,23 +361,11 @@ impl<T: Transform> GuestPlugin for TransformRole<T> {
         set_instance(t);
         Ok(())
     }
-    fn transform_apply(batch: wit::RecordBatch) -> Result<wit::TransformResult, wit::PluginError> {
-        let records = decode_batch(batch).map_err(error_to_wit)?;
+    fn transform_apply(batch: wit::RecordBatch) -> Result<wit::OutcomeBatch, wit::PluginError> {
+        let records = decode_batch(&batch).map_err(error_to_wit)?;
         let outcomes =
             with_instance::<T, _>(|t| Ok(t.apply_batch(records))).map_err(error_to_wit)?;
-        let mut table = SchemaTable::new();
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Keep(r) => wit::Outcome::Keep(record_to_wit(r, &mut table)),
-                Outcome::Drop => wit::Outcome::Drop,
-                Outcome::Failed(m) => wit::Outcome::Failed(m),
-            })
-            .collect();
-        Ok(wit::TransformResult {
-            schemas: table.into_encoded(),
-            outcomes,
-        })
+        Ok(batch::encode_outcomes(&outcomes))
     }
     fn close() {
         if let Some(mut t) = take_instance::<T>() {
@@ -543,7 +443,7 @@ macro_rules! __export_role {
                 fn configure(c: wit::Config) -> Result<(), wit::PluginError> {
                     Role::transform_configure(c)
                 }
-                fn apply(b: wit::RecordBatch) -> Result<wit::TransformResult, wit::PluginError> {
+                fn apply(b: wit::RecordBatch) -> Result<wit::OutcomeBatch, wit::PluginError> {
                     Role::transform_apply(b)
                 }
                 fn close() {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use wasmconnect_sdk::data::codec::SchemaCache;
-use wasmconnect_sdk::data::{self, Outcome, Record, RecordFailure, SourcePosition, SourceRecord};
+use wasmconnect_sdk::data::{
+    self, Outcome, Record, RecordFailure, SourcePosition, SourceRecord, batch,
+};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{sink::SinkPlugin, source::SourcePlugin, transform::TransformPlugin, types};
@@ -135,9 +137,9 @@ impl SourceInstance {
     /// # Errors
     /// The plugin's error, a trap, or a malformed batch.
     pub async fn poll(&mut self, max_records: u32) -> Result<Vec<SourceRecord>, CallError> {
-        let batch = call!(self, wasmconnect_plugin_source_task, call_poll, max_records)?
+        let bytes = call!(self, wasmconnect_plugin_source_task, call_poll, max_records)?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
-        Ok(wire::source_batch_from_wit(&mut self.schemas, batch)?)
+        Ok(batch::decode_source_records(&bytes, &mut self.schemas).map_err(WireError::from)?)
     }
 
     /// # Errors
@@ -185,8 +187,8 @@ impl SinkInstance {
     /// # Errors
     /// The plugin's error, or a trap.
     pub async fn put(&mut self, records: &[Record]) -> Result<Vec<RecordFailure>, CallError> {
-        let batch = wire::batch_to_wit(records);
-        let failures = call!(self, wasmconnect_plugin_sink_task, call_put, &batch)?
+        let frame = batch::encode_records(records);
+        let failures = call!(self, wasmconnect_plugin_sink_task, call_put, &frame)?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
         Ok(failures
             .into_iter()
@@ -242,28 +244,19 @@ impl TransformInstance {
     /// # Errors
     /// The plugin's error, a trap, or a result that breaks the one-outcome-per-record rule.
     pub async fn apply(&mut self, records: &[Record]) -> Result<Vec<Outcome>, CallError> {
-        let batch = wire::batch_to_wit(records);
-        let result = call!(self, wasmconnect_plugin_transform, call_apply, &batch)?
+        let frame = batch::encode_records(records);
+        let bytes = call!(self, wasmconnect_plugin_transform, call_apply, &frame)?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
-        if result.outcomes.len() != records.len() {
+        let outcomes =
+            batch::decode_outcomes(&bytes, &mut self.schemas).map_err(WireError::from)?;
+        if outcomes.len() != records.len() {
             return Err(CallError::Wire(WireError(format!(
                 "transform returned {} outcomes for {} records",
-                result.outcomes.len(),
+                outcomes.len(),
                 records.len()
             ))));
         }
-        let schemas = wire::schemas_from_wit(&mut self.schemas, &result.schemas)?;
-        result
-            .outcomes
-            .into_iter()
-            .map(|o| {
-                Ok(match o {
-                    types::Outcome::Keep(r) => Outcome::Keep(wire::record_from_wit(r, &schemas)?),
-                    types::Outcome::Drop => Outcome::Drop,
-                    types::Outcome::Failed(m) => Outcome::Failed(m),
-                })
-            })
-            .collect()
+        Ok(outcomes)
     }
 
     /// # Errors

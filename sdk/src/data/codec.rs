@@ -5,8 +5,7 @@
 //! schema: a struct is decoded against the schema it was sent with. Schemas travel once per
 //! batch in the batch's schema table.
 //!
-//! This form was chosen over a typed WIT tree by measurement: see the README's
-//! boundary benchmark.
+//! Whole batches travel in the frame of [`super::batch`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,7 +42,7 @@ const STRUCT: u8 = 13;
 /// Deepest nesting accepted when decoding, so hostile input cannot exhaust the stack.
 const MAX_DEPTH: usize = 64;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -51,11 +50,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_signed(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_signed(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
@@ -130,17 +129,29 @@ pub fn encode_value(value: &Value) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, pos: 0 }
+    }
+
+    pub(crate) fn expect_end(&self) -> Result<(), DecodeError> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.err("trailing bytes"))
+        }
+    }
+
     fn err(&self, what: &str) -> DecodeError {
         DecodeError(format!("{what} at byte {}", self.pos))
     }
 
-    fn byte(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self
             .bytes
             .get(self.pos)
@@ -149,7 +160,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
             .checked_add(n)
@@ -160,7 +171,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -172,12 +183,12 @@ impl<'a> Reader<'a> {
         Err(self.err("varint too long"))
     }
 
-    fn signed(&mut self) -> Result<i64, DecodeError> {
+    pub(crate) fn signed(&mut self) -> Result<i64, DecodeError> {
         let v = self.varint()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
-    fn len(&mut self) -> Result<usize, DecodeError> {
+    pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
         let n = self.varint()?;
         // Every element takes at least one byte, so a count beyond the remaining bytes is bad.
         let n = usize::try_from(n).map_err(|_| self.err("length overflow"))?;
@@ -187,13 +198,17 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
         let n = self.len()?;
         let raw = self.take(n)?;
         String::from_utf8(raw.to_vec()).map_err(|_| self.err("invalid UTF-8"))
     }
 
-    fn value(&mut self, schema: Option<&Arc<Schema>>, depth: usize) -> Result<Value, DecodeError> {
+    pub(crate) fn value(
+        &mut self,
+        schema: Option<&Arc<Schema>>,
+        depth: usize,
+    ) -> Result<Value, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
@@ -495,6 +510,14 @@ impl SchemaCache {
     /// # Errors
     /// When a schema cannot be decoded.
     pub fn decode_table(&mut self, table: &[Vec<u8>]) -> Result<Vec<Arc<Schema>>, DecodeError> {
+        table.iter().map(|bytes| self.decode(bytes)).collect()
+    }
+
+    /// Like [`SchemaCache::decode_table`], for borrowed bytes.
+    ///
+    /// # Errors
+    /// When a schema cannot be decoded.
+    pub fn decode_slices(&mut self, table: &[&[u8]]) -> Result<Vec<Arc<Schema>>, DecodeError> {
         table.iter().map(|bytes| self.decode(bytes)).collect()
     }
 

@@ -1,6 +1,7 @@
 //! The data model shared by plugins and the worker: Connect schemas and values, and the
 //! records that carry them.
 
+pub mod batch;
 pub mod codec;
 pub mod json;
 mod schema;

@@ -1,0 +1,405 @@
+//! The batch frame: how a whole batch of records crosses the WebAssembly boundary as one
+//! `list<u8>`, both ways. The boundary benchmark chose it over a typed WIT record per
+//! record: lowering a `list<record>` costs a guest allocation for every string and byte list
+//! of every record, the frame costs one per batch (figures in the README).
+//!
+//! ```text
+//! batch    := schemas varint(n) item*          (item: record, source record or outcome)
+//! schemas  := varint(n) bytes(schema)*         (schemas in the `codec` schema form)
+//! record   := bytes(topic) opt32(partition) opt64(offset) opt64(timestamp)
+//!             data(key) data(value) varint(n) (bytes(header key) data(header value))*
+//! data     := varint(schema index + 1, 0 for none) value      (value: the `codec` value form)
+//! source   := offsets(partition) offsets(offset) record
+//! offsets  := varint(n) (bytes(key) scalar)*
+//! scalar   := 0 | 1 | 2 | 3 signed | 4 f64-le | 5 bytes     (null, false, true, int, float, text)
+//! outcome  := 0 record | 1 | 2 bytes(message)              (keep, drop, failed)
+//! opt32/64 := 0 | 1 signed
+//! bytes    := varint(len) byte*
+//! ```
+
+use std::sync::Arc;
+
+use super::codec::{
+    DecodeError, Reader, SchemaCache, SchemaTable, encode_value_into, put_bytes, put_signed,
+    put_varint,
+};
+use super::{
+    Data, Header, OffsetMap, Outcome, Record, Scalar, Schema, SourcePosition, SourceRecord,
+};
+
+struct Writer {
+    table: SchemaTable,
+    body: Vec<u8>,
+}
+
+impl Writer {
+    fn new(capacity: usize) -> Writer {
+        Writer {
+            table: SchemaTable::new(),
+            body: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn data(&mut self, d: &Data) {
+        let index = d
+            .schema
+            .as_ref()
+            .map_or(0, |s| u64::from(self.table.index(s)) + 1);
+        put_varint(&mut self.body, index);
+        encode_value_into(&d.value, &mut self.body);
+    }
+
+    fn opt(&mut self, v: Option<i64>) {
+        match v {
+            None => self.body.push(0),
+            Some(v) => {
+                self.body.push(1);
+                put_signed(&mut self.body, v);
+            }
+        }
+    }
+
+    fn record(&mut self, r: &Record) {
+        put_bytes(&mut self.body, r.topic.as_bytes());
+        self.opt(r.partition.map(i64::from));
+        self.opt(r.offset);
+        self.opt(r.timestamp);
+        self.data(&r.key);
+        self.data(&r.value);
+        put_varint(&mut self.body, r.headers.len() as u64);
+        for h in &r.headers {
+            put_bytes(&mut self.body, h.key.as_bytes());
+            self.data(&h.value);
+        }
+    }
+
+    fn offsets(&mut self, map: &OffsetMap) {
+        put_varint(&mut self.body, map.len() as u64);
+        for (k, v) in map {
+            put_bytes(&mut self.body, k.as_bytes());
+            match v {
+                Scalar::Null => self.body.push(0),
+                Scalar::Boolean(false) => self.body.push(1),
+                Scalar::Boolean(true) => self.body.push(2),
+                Scalar::Integer(i) => {
+                    self.body.push(3);
+                    put_signed(&mut self.body, *i);
+                }
+                Scalar::Float(f) => {
+                    self.body.push(4);
+                    self.body.extend_from_slice(&f.to_le_bytes());
+                }
+                Scalar::Text(t) => {
+                    self.body.push(5);
+                    put_bytes(&mut self.body, t.as_bytes());
+                }
+            }
+        }
+    }
+
+    /// The frame: the schema table, then the count and the items written so far.
+    fn finish(self, count: usize) -> Vec<u8> {
+        let schemas = self.table.into_encoded();
+        let mut out = Vec::with_capacity(
+            self.body.len() + 16 + schemas.iter().map(|s| s.len() + 2).sum::<usize>(),
+        );
+        put_varint(&mut out, schemas.len() as u64);
+        for s in &schemas {
+            put_bytes(&mut out, s);
+        }
+        put_varint(&mut out, count as u64);
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Encodes records (a sink's or a transform's input).
+pub fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut w = Writer::new(records.len() * 128);
+    for r in records {
+        w.record(r);
+    }
+    w.finish(records.len())
+}
+
+/// Encodes a source's records with their positions.
+pub fn encode_source_records(records: &[SourceRecord]) -> Vec<u8> {
+    let mut w = Writer::new(records.len() * 160);
+    for r in records {
+        w.offsets(&r.position.partition);
+        w.offsets(&r.position.offset);
+        w.record(&r.record);
+    }
+    w.finish(records.len())
+}
+
+/// Encodes a transform's outcomes.
+pub fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
+    let mut w = Writer::new(outcomes.len() * 128);
+    for o in outcomes {
+        match o {
+            Outcome::Keep(r) => {
+                w.body.push(0);
+                w.record(r);
+            }
+            Outcome::Drop => w.body.push(1),
+            Outcome::Failed(m) => {
+                w.body.push(2);
+                put_bytes(&mut w.body, m.as_bytes());
+            }
+        }
+    }
+    w.finish(outcomes.len())
+}
+
+struct FrameReader<'a> {
+    r: Reader<'a>,
+    schemas: Vec<Arc<Schema>>,
+}
+
+impl<'a> FrameReader<'a> {
+    fn open(
+        bytes: &'a [u8],
+        cache: &mut SchemaCache,
+    ) -> Result<(FrameReader<'a>, usize), DecodeError> {
+        let mut r = Reader::new(bytes);
+        let n = r.len()?;
+        let mut table = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.len()?;
+            table.push(r.take(len)?);
+        }
+        let schemas = cache.decode_slices(&table)?;
+        let count = r.len()?;
+        Ok((FrameReader { r, schemas }, count))
+    }
+
+    fn data(&mut self) -> Result<Data, DecodeError> {
+        let index = self.r.varint()?;
+        let schema = match index {
+            0 => None,
+            i => Some(
+                self.schemas
+                    .get((i - 1) as usize)
+                    .cloned()
+                    .ok_or_else(|| DecodeError(format!("schema index {} out of range", i - 1)))?,
+            ),
+        };
+        let value = self.r.value(schema.as_ref(), 0)?;
+        Ok(Data { schema, value })
+    }
+
+    fn opt(&mut self) -> Result<Option<i64>, DecodeError> {
+        match self.r.byte()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.r.signed()?)),
+        }
+    }
+
+    fn record(&mut self) -> Result<Record, DecodeError> {
+        let topic = self.r.string()?;
+        let partition = match self.opt()? {
+            None => None,
+            Some(p) => {
+                Some(i32::try_from(p).map_err(|_| DecodeError("partition out of range".into()))?)
+            }
+        };
+        let offset = self.opt()?;
+        let timestamp = self.opt()?;
+        let key = self.data()?;
+        let value = self.data()?;
+        let n = self.r.len()?;
+        let mut headers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.r.string()?;
+            headers.push(Header {
+                key,
+                value: self.data()?,
+            });
+        }
+        Ok(Record {
+            topic,
+            partition,
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
+
+    fn offsets(&mut self) -> Result<OffsetMap, DecodeError> {
+        let n = self.r.len()?;
+        let mut map = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.r.string()?;
+            let v = match self.r.byte()? {
+                0 => Scalar::Null,
+                1 => Scalar::Boolean(false),
+                2 => Scalar::Boolean(true),
+                3 => Scalar::Integer(self.r.signed()?),
+                4 => {
+                    let raw = self.r.take(8)?;
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(raw);
+                    Scalar::Float(f64::from_le_bytes(b))
+                }
+                5 => Scalar::Text(self.r.string()?),
+                t => return Err(DecodeError(format!("unknown scalar tag {t}"))),
+            };
+            map.push((key, v));
+        }
+        Ok(map)
+    }
+
+    fn end(&self) -> Result<(), DecodeError> {
+        self.r.expect_end()
+    }
+}
+
+/// Decodes records.
+///
+/// # Errors
+/// When the frame is truncated or malformed.
+pub fn decode_records(bytes: &[u8], cache: &mut SchemaCache) -> Result<Vec<Record>, DecodeError> {
+    let (mut f, n) = FrameReader::open(bytes, cache)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(f.record()?);
+    }
+    f.end()?;
+    Ok(out)
+}
+
+/// Decodes a source's records.
+///
+/// # Errors
+/// When the frame is truncated or malformed.
+pub fn decode_source_records(
+    bytes: &[u8],
+    cache: &mut SchemaCache,
+) -> Result<Vec<SourceRecord>, DecodeError> {
+    let (mut f, n) = FrameReader::open(bytes, cache)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let partition = f.offsets()?;
+        let offset = f.offsets()?;
+        let record = f.record()?;
+        out.push(SourceRecord {
+            position: SourcePosition { partition, offset },
+            record,
+        });
+    }
+    f.end()?;
+    Ok(out)
+}
+
+/// Decodes a transform's outcomes.
+///
+/// # Errors
+/// When the frame is truncated or malformed.
+pub fn decode_outcomes(bytes: &[u8], cache: &mut SchemaCache) -> Result<Vec<Outcome>, DecodeError> {
+    let (mut f, n) = FrameReader::open(bytes, cache)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(match f.r.byte()? {
+            0 => Outcome::Keep(f.record()?),
+            1 => Outcome::Drop,
+            2 => Outcome::Failed(f.r.string()?),
+            t => return Err(DecodeError(format!("unknown outcome tag {t}"))),
+        });
+    }
+    f.end()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{SchemaType, Struct, Value, offset_map};
+
+    fn sample() -> Vec<Record> {
+        let schema = Arc::new(
+            Schema::structure()
+                .field("id", Schema::new(SchemaType::Int64))
+                .field("name", Schema::new(SchemaType::String).optional()),
+        );
+        (0..3)
+            .map(|i| {
+                let s = Struct::from_values(schema.clone(), vec![Value::Int64(i), Value::Null])
+                    .expect("struct");
+                Record {
+                    topic: "t".into(),
+                    partition: Some(1),
+                    offset: Some(i),
+                    timestamp: None,
+                    key: Data::schemaless(format!("k{i}")),
+                    value: Data::new(schema.clone(), Value::Struct(s)),
+                    headers: vec![Header {
+                        key: "h".into(),
+                        value: Data::new(Arc::new(Schema::new(SchemaType::String)), "v"),
+                    }],
+                }
+            })
+            .chain(std::iter::once(Record::new("tombstones", Data::NULL)))
+            .collect()
+    }
+
+    #[test]
+    fn records_outcomes_and_source_records_round_trip() {
+        let mut cache = SchemaCache::new();
+        let records = sample();
+        assert_eq!(
+            decode_records(&encode_records(&records), &mut cache),
+            Ok(records.clone())
+        );
+        let outcomes = vec![
+            Outcome::Keep(records[0].clone()),
+            Outcome::Drop,
+            Outcome::Failed("bad".into()),
+        ];
+        assert_eq!(
+            decode_outcomes(&encode_outcomes(&outcomes), &mut cache),
+            Ok(outcomes)
+        );
+        let source = vec![SourceRecord {
+            position: SourcePosition {
+                partition: offset_map([("table", "db.t")]),
+                offset: vec![
+                    ("a".into(), Scalar::Integer(-4)),
+                    ("b".into(), Scalar::Float(0.5)),
+                    ("c".into(), Scalar::Null),
+                    ("d".into(), Scalar::Boolean(true)),
+                ],
+            },
+            record: records[1].clone(),
+        }];
+        assert_eq!(
+            decode_source_records(&encode_source_records(&source), &mut cache),
+            Ok(source)
+        );
+    }
+
+    #[test]
+    fn a_shared_schema_is_sent_once() {
+        let records = sample();
+        let one = encode_records(&records[..1]);
+        let three = encode_records(&records[..3]);
+        assert!(
+            three.len() < one.len() * 3,
+            "the schema table is not repeated per record"
+        );
+    }
+
+    #[test]
+    fn truncated_frames_are_errors() {
+        let bytes = encode_records(&sample());
+        let mut cache = SchemaCache::new();
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_records(&bytes[..cut], &mut cache).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+}
