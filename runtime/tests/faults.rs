@@ -18,6 +18,16 @@ fn sink(name: &str, fault: &str, extra: &str) -> String {
 async fn misbehaving_plugins_fail_only_their_own_task() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = start_worker(dir.path(), &[]).await;
+    let granted = dir.path().join("granted");
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(&granted).expect("dir");
+    std::fs::write(granted.join("probe.txt"), "hello probe").expect("write");
+    std::fs::write(outside.path().join("secret.txt"), "top secret").expect("write");
+    let fs_extra = format!(
+        r#","probe.file":"{}","probe.ungranted":"{}""#,
+        granted.join("probe.txt").display(),
+        outside.path().join("secret.txt").display()
+    );
     let rest = Rest::new(&worker);
     let source = r#"{"name":"feed","config":{"connector.class":"DatagenConnector","kafka.topic":"faults-in","max.interval":"0","iterations":"20"}}"#;
     assert_eq!(rest.call("POST", "/connectors", Some(source)).await.0, 201);
@@ -26,6 +36,7 @@ async fn misbehaving_plugins_fail_only_their_own_task() {
         sink("trapper", "trap", ""),
         sink("looper", "loop", r#","plugin.call.timeout.ms":"1000""#),
         sink("hoarder", "oom", r#","plugin.memory.max.bytes":"67108864""#),
+        sink("prober", "fs", &fs_extra),
     ] {
         let (code, resp) = rest.call("POST", "/connectors", Some(&body)).await;
         assert_eq!(code, 201, "{resp}");
@@ -55,6 +66,20 @@ async fn misbehaving_plugins_fail_only_their_own_task() {
     assert!(
         trace.to_lowercase().contains("memory"),
         "the trace says memory ran out: {trace}"
+    );
+
+    // The filesystem a plugin sees is its granted folders and nothing else.
+    let probed = rest
+        .wait_status("prober", wait, |s| task_state(s, 0) == "FAILED")
+        .await;
+    let trace = probed["tasks"][0]["trace"].as_str().unwrap_or("");
+    assert!(
+        trace.contains("granted=ok(11 bytes)"),
+        "the granted file is readable: {trace}"
+    );
+    assert!(
+        trace.contains("ungranted=err("),
+        "a file outside the grants is not: {trace}"
     );
 
     // The worker still serves, and the healthy connector is untouched.

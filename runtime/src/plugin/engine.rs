@@ -150,10 +150,14 @@ impl PluginEngine {
 
     #[allow(unsafe_code)]
     fn deserialize(&self, cached: &Path) -> wasmtime::Result<Component> {
+        // Read into memory rather than mmap the file: a file truncated under a live mapping
+        // would crash the worker with SIGBUS.
+        let bytes = std::fs::read(cached)?;
         // SAFETY: the cache folder is the worker's own; its entries are written only by
         // `store_in_cache` from components this engine compiled, named by the sha256 of the
         // source bytes and the engine's compatibility hash, and written by atomic rename.
-        unsafe { Component::deserialize_file(&self.engine, cached) }
+        // wasmtime still checks the artifact's header and version before using it.
+        unsafe { Component::deserialize(&self.engine, bytes) }
     }
 
     fn store_in_cache(

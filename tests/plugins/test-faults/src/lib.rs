@@ -1,20 +1,34 @@
-//! A sink that misbehaves on purpose, for the isolation tests: it traps, loops forever or
-//! allocates without bound on its first `put`, as its `fault` config says.
+//! A sink that misbehaves on purpose, for the isolation tests: on its first `put` it traps,
+//! loops forever, allocates without bound, or probes the filesystem (`fs`: it reads the
+//! granted `probe.file` and the ungranted `probe.ungranted`, and fails with what it saw).
 
 use wasmconnect_sdk::prelude::*;
 
 wasmconnect_sdk::config! {
     pub struct FaultsConfig {
-        /// What to do on the first put: none, trap, loop or oom.
-        #[key = "fault", importance = High, values = ["none", "trap", "loop", "oom"]]
+        /// What to do on the first put: none, trap, loop, oom or fs.
+        #[key = "fault", importance = High, values = ["none", "trap", "loop", "oom", "fs"]]
         pub fault: String,
+        /// With fs: a file the worker grants (its folder is preopened).
+        #[key = "probe.file", importance = Low, default = String::new()]
+        pub probe_file: String,
+        /// With fs: a file outside every grant.
+        #[key = "probe.ungranted", importance = Low, default = String::new()]
+        pub probe_ungranted: String,
     }
 }
 
 #[derive(Debug)]
 pub struct Faults {
-    fault: String,
+    config: FaultsConfig,
     written: u64,
+}
+
+fn probe(path: &str) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => format!("ok({} bytes)", bytes.len()),
+        Err(e) => format!("err({e})"),
+    }
 }
 
 impl Sink for Faults {
@@ -26,17 +40,20 @@ impl Sink for Faults {
             env!("CARGO_PKG_VERSION"),
             "Misbehaves on purpose (tests only).",
         )
+        .file_grants(&["probe.file"])
     }
 
     fn open(config: FaultsConfig) -> Result<Self, PluginError> {
-        Ok(Faults {
-            fault: config.fault,
-            written: 0,
-        })
+        Ok(Faults { config, written: 0 })
     }
 
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
-        match self.fault.as_str() {
+        match self.config.fault.as_str() {
+            "fs" => Err(PluginError::fatal(format!(
+                "fs probe: granted={} ungranted={}",
+                probe(&self.config.probe_file),
+                probe(&self.config.probe_ungranted)
+            ))),
             "trap" => panic!(
                 "test-faults: deliberate trap after {} records",
                 self.written
