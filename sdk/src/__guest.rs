@@ -132,7 +132,7 @@ fn decode_error(e: crate::data::codec::DecodeError) -> PluginError {
     PluginError::fatal(e.to_string())
 }
 
-fn decode_batch(batch: &[u8]) -> Result<Vec<Record>, PluginError> {
+fn decode_batch(batch: Vec<u8>) -> Result<Vec<Record>, PluginError> {
     SCHEMAS
         .with(|c| batch::decode_records(batch, &mut c.borrow_mut()))
         .map_err(decode_error)
@@ -325,7 +325,7 @@ impl<T: Sink> GuestPlugin for SinkRole<T> {
         Ok(())
     }
     fn sink_put(batch: wit::RecordBatch) -> Result<Vec<wit::RecordFailure>, wit::PluginError> {
-        let records = decode_batch(&batch).map_err(error_to_wit)?;
+        let records = decode_batch(batch).map_err(error_to_wit)?;
         let failures = with_instance::<T, _>(|t| t.put(records)).map_err(error_to_wit)?;
         Ok(failures
             .into_iter()
@@ -362,7 +362,7 @@ impl<T: Transform> GuestPlugin for TransformRole<T> {
         Ok(())
     }
     fn transform_apply(batch: wit::RecordBatch) -> Result<wit::OutcomeBatch, wit::PluginError> {
-        let records = decode_batch(&batch).map_err(error_to_wit)?;
+        let records = decode_batch(batch).map_err(error_to_wit)?;
         let outcomes =
             with_instance::<T, _>(|t| Ok(t.apply_batch(records))).map_err(error_to_wit)?;
         Ok(batch::encode_outcomes(&outcomes))

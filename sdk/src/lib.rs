@@ -41,7 +41,7 @@
 //!     }
 //!
 //!     fn apply(&mut self, mut record: Record) -> Outcome {
-//!         let Value::Struct(s) = &record.value.value else {
+//!         let Value::Struct(s) = record.value.value() else {
 //!             return Outcome::Failed(format!("only struct values are supported"));
 //!         };
 //!         let Some(Value::String(text)) = s.get(&self.field) else {
@@ -50,7 +50,7 @@
 //!         let upper = text.to_uppercase();
 //!         match s.clone().put(&self.field, upper) {
 //!             Ok(changed) => {
-//!                 record.value.value = Value::Struct(changed);
+//!                 record.value.set_value(Value::Struct(changed));
 //!                 Outcome::Keep(record)
 //!             }
 //!             Err(err) => Outcome::Failed(err.to_string()),
@@ -70,7 +70,7 @@
 //! ).unwrap();
 //! let out = harness.apply(vec![Record::new("users", Data::new(schema, Value::Struct(value)))]);
 //! let Outcome::Keep(record) = &out[0] else { panic!("kept") };
-//! assert_eq!(record.value.value.as_struct().unwrap().get("name"), Some(&Value::from("ADA")));
+//! assert_eq!(record.value.value().as_struct().unwrap().get("name"), Some(&Value::from("ADA")));
 //!
 //! // Config errors name the key.
 //! let Err(err) = testing::TransformHarness::<Uppercase>::configure(Config::new()) else {

@@ -65,7 +65,7 @@ fn setup(bootstrap: &str) -> Setup {
             "bootstrap.servers={bootstrap}\nlisteners=http://127.0.0.1:{port}\nplugin.path={}\nplugin.cache.dir={}\n\
              offset.storage.file.filename={}\noffset.flush.interval.ms=300\nkey.converter=org.apache.kafka.connect.storage.StringConverter\n\
              value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-             consumer.session.timeout.ms=6000\nconsumer.heartbeat.interval.ms=1000\n",
+             consumer.session.timeout.ms=6000\nconsumer.heartbeat.interval.ms=1000\nconsumer.max.poll.interval.ms=20000\n",
             workspace().join("target/plugins").display(),
             workspace().join("target/test-plugin-cache").display(),
             dir.path().join("offsets.json").display(),
@@ -140,12 +140,34 @@ fn read_ids(out: &Path) -> (BTreeSet<u64>, usize) {
     (ids, lines)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            explain()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `GET path` on the worker's REST API, as text (for failure messages).
+fn rest_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return "REST API unreachable".into();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.split("\r\n\r\n").nth(1).unwrap_or(&body).to_owned()
 }
 
 fn stop_gracefully(mut worker: Worker) {
@@ -176,10 +198,19 @@ fn run_kill_and_restart(bootstrap: &str, create_topic: impl FnOnce(&str)) {
     let setup = setup(bootstrap);
     create_topic(&setup.topic);
     let mut first = start(&setup);
+    let explain = || {
+        let (ids, lines) = read_ids(&setup.out);
+        format!(
+            "{} distinct ids, {lines} lines; worker says {}",
+            ids.len(),
+            rest_get(setup.port, "/connectors?expand=status")
+        )
+    };
     wait_for(
         "the first records in the file",
         Duration::from_secs(90),
         || read_ids(&setup.out).1 as u64 >= RECORDS / 4,
+        &explain,
     );
     if let Some(mut child) = first.0.take() {
         child.kill().expect("SIGKILL");
@@ -197,6 +228,7 @@ fn run_kill_and_restart(bootstrap: &str, create_topic: impl FnOnce(&str)) {
         "every record after the restart",
         Duration::from_secs(120),
         || read_ids(&setup.out).0.len() as u64 >= RECORDS,
+        &explain,
     );
     let (ids, lines) = read_ids(&setup.out);
     let expected: BTreeSet<u64> = (0..RECORDS).collect();

@@ -98,10 +98,7 @@ impl Datagen {
         Record {
             topic: self.topic.clone(),
             key: Data::schemaless(key),
-            value: Data {
-                schema: Some(self.schema.clone()),
-                value,
-            },
+            value: Data::new(self.schema.clone(), value),
             ..Record::default()
         }
     }
@@ -212,7 +209,7 @@ mod tests {
         let id = first[3]
             .record
             .value
-            .value
+            .value()
             .as_struct()
             .and_then(|s| s.get("id"))
             .cloned();

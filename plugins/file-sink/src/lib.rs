@@ -31,12 +31,12 @@ impl FileSink {
                 record.partition.unwrap_or(-1),
                 record.offset.unwrap_or(-1)
             ));
-            json::write_value(&record.key.value, &mut self.line);
+            json::write_value(record.key.value(), &mut self.line);
             self.line.push_str(",\"value\":");
-            json::write_value(&record.value.value, &mut self.line);
+            json::write_value(record.value.value(), &mut self.line);
             self.line.push('}');
         } else {
-            json::write_value(&record.value.value, &mut self.line);
+            json::write_value(record.value.value(), &mut self.line);
         }
         self.line.push('\n');
     }

@@ -80,10 +80,10 @@ impl JsonConverter {
     /// # Errors
     /// When the value does not fit its schema.
     pub fn from_connect(&self, data: &Data) -> Result<Option<Vec<u8>>, ConvertError> {
-        if data.schema.is_none() && data.value.is_null() {
+        if data.schema.is_none() && data.value().is_null() {
             return Ok(None);
         }
-        let payload = to_json(data.schema.as_deref(), &data.value, self.decimal_format)?;
+        let payload = to_json(data.schema.as_deref(), data.value(), self.decimal_format)?;
         let json = if self.schemas_enable {
             let mut envelope = Map::new();
             envelope.insert(
@@ -133,10 +133,7 @@ impl JsonConverter {
         }
         let schema = self.schema_from_cache(&schema_json)?;
         let value = from_json(&schema, &payload)?;
-        Ok(Data {
-            schema: Some(schema),
-            value,
-        })
+        Ok(Data::new(schema, value))
     }
 
     fn schema_from_cache(&mut self, json: &Json) -> Result<Arc<Schema>, ConvertError> {
@@ -542,7 +539,7 @@ mod tests {
         let data = c
             .to_connect(Some(KAFKA_ENVELOPE.as_bytes()))
             .expect("decode");
-        let s = data.value.as_struct().expect("struct");
+        let s = data.value().as_struct().expect("struct");
         assert_eq!(s.get("id"), Some(&Value::Int32(1)));
         assert_eq!(s.get("price"), Some(&Value::Bytes(vec![0x01, 0xf4])));
         assert_eq!(
@@ -562,8 +559,8 @@ mod tests {
             .to_connect(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x"}"#))
             .expect("decode");
         assert!(data.schema.is_none());
-        assert_eq!(data.value.map_get("a"), Some(&Value::Int64(1)));
-        assert_eq!(data.value.map_get("b"), Some(&Value::Float64(1.5)));
+        assert_eq!(data.value().map_get("a"), Some(&Value::Int64(1)));
+        assert_eq!(data.value().map_get("b"), Some(&Value::Float64(1.5)));
         let out = c.from_connect(&data).expect("encode").expect("some");
         assert_eq!(out, br#"{"a":1,"b":1.5,"c":[true,null],"d":"x"}"#);
     }
@@ -594,7 +591,7 @@ mod tests {
         let d = c
             .to_connect(Some(br#"{"schema":null,"payload":{"k":"v"}}"#))
             .expect("schemaless");
-        assert_eq!(d.value.map_get("k"), Some(&Value::from("v")));
+        assert_eq!(d.value().map_get("k"), Some(&Value::from("v")));
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Converter {
     pub fn from_connect(&self, data: &Data) -> Result<Option<Vec<u8>>, ConvertError> {
         match self {
             Converter::Json(c) => c.from_connect(data),
-            Converter::String => Ok(match &data.value {
+            Converter::String => Ok(match data.value() {
                 Value::Null => None,
                 Value::String(s) => Some(s.clone().into_bytes()),
                 other => Some(
@@ -112,7 +112,7 @@ impl Converter {
                         s.schema_type.json_name().to_uppercase()
                     )));
                 }
-                match &data.value {
+                match data.value() {
                     Value::Null => Ok(None),
                     Value::Bytes(b) => Ok(Some(b.clone())),
                     _ => Err(ConvertError::Data(

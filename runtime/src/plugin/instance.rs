@@ -139,7 +139,7 @@ impl SourceInstance {
     pub async fn poll(&mut self, max_records: u32) -> Result<Vec<SourceRecord>, CallError> {
         let bytes = call!(self, wasmconnect_plugin_source_task, call_poll, max_records)?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
-        Ok(batch::decode_source_records(&bytes, &mut self.schemas).map_err(WireError::from)?)
+        Ok(batch::decode_source_records(bytes, &mut self.schemas).map_err(WireError::from)?)
     }
 
     /// # Errors
@@ -247,8 +247,7 @@ impl TransformInstance {
         let frame = batch::encode_records(records);
         let bytes = call!(self, wasmconnect_plugin_transform, call_apply, &frame)?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
-        let outcomes =
-            batch::decode_outcomes(&bytes, &mut self.schemas).map_err(WireError::from)?;
+        let outcomes = batch::decode_outcomes(bytes, &mut self.schemas).map_err(WireError::from)?;
         if outcomes.len() != records.len() {
             return Err(CallError::Wire(WireError(format!(
                 "transform returned {} outcomes for {} records",

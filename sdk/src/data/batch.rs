@@ -46,7 +46,11 @@ impl Writer {
             .as_ref()
             .map_or(0, |s| u64::from(self.table.index(s)) + 1);
         put_varint(&mut self.body, index);
-        encode_value_into(&d.value, &mut self.body);
+        match d.encoded() {
+            // Unchanged since it was read: its bytes go on as they came.
+            Some(raw) => self.body.extend_from_slice(raw),
+            None => encode_value_into(d.value(), &mut self.body),
+        }
     }
 
     fn opt(&mut self, v: Option<i64>) {
@@ -154,15 +158,16 @@ pub fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
 
 struct FrameReader<'a> {
     r: Reader<'a>,
+    frame: &'a Arc<Vec<u8>>,
     schemas: Vec<Arc<Schema>>,
 }
 
 impl<'a> FrameReader<'a> {
     fn open(
-        bytes: &'a [u8],
+        frame: &'a Arc<Vec<u8>>,
         cache: &mut SchemaCache,
     ) -> Result<(FrameReader<'a>, usize), DecodeError> {
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::new(frame.as_slice());
         let n = r.len()?;
         let mut table = Vec::with_capacity(n);
         for _ in 0..n {
@@ -171,7 +176,7 @@ impl<'a> FrameReader<'a> {
         }
         let schemas = cache.decode_slices(&table)?;
         let count = r.len()?;
-        Ok((FrameReader { r, schemas }, count))
+        Ok((FrameReader { r, frame, schemas }, count))
     }
 
     fn data(&mut self) -> Result<Data, DecodeError> {
@@ -185,8 +190,14 @@ impl<'a> FrameReader<'a> {
                     .ok_or_else(|| DecodeError(format!("schema index {} out of range", i - 1)))?,
             ),
         };
-        let value = self.r.value(schema.as_ref(), 0)?;
-        Ok(Data { schema, value })
+        let start = self.r.position();
+        self.r.skip(schema.as_ref(), 0)?;
+        Ok(Data::from_frame(
+            schema,
+            self.frame,
+            start,
+            self.r.position(),
+        ))
     }
 
     fn opt(&mut self) -> Result<Option<i64>, DecodeError> {
@@ -261,8 +272,9 @@ impl<'a> FrameReader<'a> {
 ///
 /// # Errors
 /// When the frame is truncated or malformed.
-pub fn decode_records(bytes: &[u8], cache: &mut SchemaCache) -> Result<Vec<Record>, DecodeError> {
-    let (mut f, n) = FrameReader::open(bytes, cache)?;
+pub fn decode_records(frame: Vec<u8>, cache: &mut SchemaCache) -> Result<Vec<Record>, DecodeError> {
+    let frame = Arc::new(frame);
+    let (mut f, n) = FrameReader::open(&frame, cache)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(f.record()?);
@@ -276,10 +288,11 @@ pub fn decode_records(bytes: &[u8], cache: &mut SchemaCache) -> Result<Vec<Recor
 /// # Errors
 /// When the frame is truncated or malformed.
 pub fn decode_source_records(
-    bytes: &[u8],
+    frame: Vec<u8>,
     cache: &mut SchemaCache,
 ) -> Result<Vec<SourceRecord>, DecodeError> {
-    let (mut f, n) = FrameReader::open(bytes, cache)?;
+    let frame = Arc::new(frame);
+    let (mut f, n) = FrameReader::open(&frame, cache)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let partition = f.offsets()?;
@@ -298,8 +311,12 @@ pub fn decode_source_records(
 ///
 /// # Errors
 /// When the frame is truncated or malformed.
-pub fn decode_outcomes(bytes: &[u8], cache: &mut SchemaCache) -> Result<Vec<Outcome>, DecodeError> {
-    let (mut f, n) = FrameReader::open(bytes, cache)?;
+pub fn decode_outcomes(
+    frame: Vec<u8>,
+    cache: &mut SchemaCache,
+) -> Result<Vec<Outcome>, DecodeError> {
+    let frame = Arc::new(frame);
+    let (mut f, n) = FrameReader::open(&frame, cache)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(match f.r.byte()? {
@@ -350,7 +367,7 @@ mod tests {
         let mut cache = SchemaCache::new();
         let records = sample();
         assert_eq!(
-            decode_records(&encode_records(&records), &mut cache),
+            decode_records(encode_records(&records), &mut cache),
             Ok(records.clone())
         );
         let outcomes = vec![
@@ -359,7 +376,7 @@ mod tests {
             Outcome::Failed("bad".into()),
         ];
         assert_eq!(
-            decode_outcomes(&encode_outcomes(&outcomes), &mut cache),
+            decode_outcomes(encode_outcomes(&outcomes), &mut cache),
             Ok(outcomes)
         );
         let source = vec![SourceRecord {
@@ -375,9 +392,40 @@ mod tests {
             record: records[1].clone(),
         }];
         assert_eq!(
-            decode_source_records(&encode_source_records(&source), &mut cache),
+            decode_source_records(encode_source_records(&source), &mut cache),
             Ok(source)
         );
+    }
+
+    #[test]
+    fn untouched_values_pass_through_as_bytes() {
+        let mut cache = SchemaCache::new();
+        let frame = encode_records(&sample());
+        let mut records = decode_records(frame.clone(), &mut cache).expect("decode");
+        assert!(
+            records.iter().all(|r| r.value.encoded().is_some()),
+            "nothing decoded yet"
+        );
+        assert_eq!(
+            encode_records(&records),
+            frame,
+            "re-encoding copies the bytes"
+        );
+        // Reading a value decodes it once; changing it re-encodes.
+        assert!(records[0].value.value().as_struct().is_some());
+        *records[0].key.value_mut() = Value::from("changed");
+        let again = decode_records(encode_records(&records), &mut cache).expect("decode");
+        assert_eq!(again[0].key.value(), &Value::from("changed"));
+        assert_eq!(again[1], records[1]);
+    }
+
+    #[test]
+    fn malformed_values_are_rejected_when_the_frame_is_read() {
+        let bad_utf8 = Record::new("t", Data::schemaless(Value::String("ok".into())));
+        let mut frame = encode_records(&[bad_utf8]);
+        let last = frame.len() - 2;
+        frame[last] = 0xff; // inside the string "ok"
+        assert!(decode_records(frame, &mut SchemaCache::new()).is_err());
     }
 
     #[test]
@@ -397,7 +445,7 @@ mod tests {
         let mut cache = SchemaCache::new();
         for cut in 0..bytes.len() {
             assert!(
-                decode_records(&bytes[..cut], &mut cache).is_err(),
+                decode_records(bytes[..cut].to_vec(), &mut cache).is_err(),
                 "cut at {cut}"
             );
         }

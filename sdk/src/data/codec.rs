@@ -25,6 +25,8 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 const NULL: u8 = 0;
+/// The tag of a null value.
+pub(crate) const NULL_TAG: u8 = NULL;
 const FALSE: u8 = 1;
 const TRUE: u8 = 2;
 const INT8: u8 = 3;
@@ -284,6 +286,87 @@ impl<'a> Reader<'a> {
             }
             other => return Err(self.err(&format!("unknown value tag {other}"))),
         })
+    }
+}
+
+impl Reader<'_> {
+    /// Steps over a value, checking everything [`Reader::value`] checks, without building it.
+    pub(crate) fn skip(
+        &mut self,
+        schema: Option<&Arc<Schema>>,
+        depth: usize,
+    ) -> Result<(), DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        match self.byte()? {
+            NULL | FALSE | TRUE => {}
+            INT8 => {
+                self.byte()?;
+            }
+            INT16 => {
+                i16::try_from(self.signed()?).map_err(|_| self.err("int16 out of range"))?;
+            }
+            INT32 => {
+                i32::try_from(self.signed()?).map_err(|_| self.err("int32 out of range"))?;
+            }
+            INT64 => {
+                self.signed()?;
+            }
+            FLOAT32 => {
+                self.take(4)?;
+            }
+            FLOAT64 => {
+                self.take(8)?;
+            }
+            STRING => {
+                let n = self.len()?;
+                let raw = self.take(n)?;
+                std::str::from_utf8(raw).map_err(|_| self.err("invalid UTF-8"))?;
+            }
+            BYTES => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            ARRAY => {
+                let n = self.len()?;
+                let items = schema.and_then(|s| s.items());
+                for _ in 0..n {
+                    self.skip(items, depth + 1)?;
+                }
+            }
+            MAP => {
+                let n = self.len()?;
+                let (ks, vs) = match schema {
+                    Some(s) if s.schema_type == SchemaType::Map => {
+                        (s.keys.as_ref(), s.values.as_ref())
+                    }
+                    _ => (None, None),
+                };
+                for _ in 0..n {
+                    self.skip(ks, depth + 1)?;
+                    self.skip(vs, depth + 1)?;
+                }
+            }
+            STRUCT => {
+                let schema = schema
+                    .filter(|s| s.schema_type == SchemaType::Struct)
+                    .ok_or_else(|| self.err("struct without a struct schema"))?;
+                let n = self.len()?;
+                if n != schema.fields.len() {
+                    return Err(self.err("struct arity differs from its schema"));
+                }
+                for field in &schema.fields {
+                    self.skip(Some(&field.schema), depth + 1)?;
+                }
+            }
+            other => return Err(self.err(&format!("unknown value tag {other}"))),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 }
 

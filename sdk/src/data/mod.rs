@@ -13,23 +13,43 @@ pub use schema::{Field, Schema, SchemaType, logical};
 pub use value::{Decimal, Struct, StructError, Value};
 
 /// A value with its optional schema (Kafka Connect's `SchemaAndValue`).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Data read from a batch frame stays encoded until something looks at its value: a
+/// transform that never touches a record's key passes the key's bytes on as they came, and
+/// nothing is decoded for it. [`Data::value`] decodes on first use; [`Data::value_mut`] and
+/// [`Data::set_value`] replace the encoded form.
+#[derive(Clone)]
 pub struct Data {
     pub schema: Option<Arc<Schema>>,
-    pub value: Value,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Value(Value),
+    Encoded(Encoded),
+}
+
+/// A value's bytes inside a shared batch frame, validated when the frame was read.
+#[derive(Clone)]
+struct Encoded {
+    frame: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+    decoded: std::sync::OnceLock<Value>,
 }
 
 impl Data {
     /// Null without a schema: a null key, or a tombstone value.
     pub const NULL: Data = Data {
         schema: None,
-        value: Value::Null,
+        repr: Repr::Value(Value::Null),
     };
 
     pub fn new(schema: Arc<Schema>, value: impl Into<Value>) -> Data {
         Data {
             schema: Some(schema),
-            value: value.into(),
+            repr: Repr::Value(value.into()),
         }
     }
 
@@ -37,12 +57,104 @@ impl Data {
     pub fn schemaless(value: impl Into<Value>) -> Data {
         Data {
             schema: None,
-            value: value.into(),
+            repr: Repr::Value(value.into()),
+        }
+    }
+
+    /// A value with an optional schema.
+    pub fn from_parts(schema: Option<Arc<Schema>>, value: Value) -> Data {
+        Data {
+            schema,
+            repr: Repr::Value(value),
+        }
+    }
+
+    /// Data whose value is `frame[start..end]`, already validated against `schema`.
+    pub(crate) fn from_frame(
+        schema: Option<Arc<Schema>>,
+        frame: &Arc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    ) -> Data {
+        Data {
+            schema,
+            repr: Repr::Encoded(Encoded {
+                frame: frame.clone(),
+                start,
+                end,
+                decoded: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The value, decoded on first use.
+    pub fn value(&self) -> &Value {
+        match &self.repr {
+            Repr::Value(v) => v,
+            Repr::Encoded(e) => e.decoded.get_or_init(|| {
+                codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
+                    .expect("a value is validated against its schema when its frame is read")
+            }),
+        }
+    }
+
+    /// The value, for changing it in place.
+    pub fn value_mut(&mut self) -> &mut Value {
+        if let Repr::Encoded(_) = &self.repr {
+            let value = self.value().clone();
+            self.repr = Repr::Value(value);
+        }
+        match &mut self.repr {
+            Repr::Value(v) => v,
+            Repr::Encoded(_) => unreachable!("replaced above"),
+        }
+    }
+
+    /// Replaces the value.
+    pub fn set_value(&mut self, value: impl Into<Value>) {
+        self.repr = Repr::Value(value.into());
+    }
+
+    /// The value, owned.
+    pub fn into_value(self) -> Value {
+        match self.repr {
+            Repr::Value(v) => v,
+            Repr::Encoded(e) => match e.decoded.into_inner() {
+                Some(v) => v,
+                None => codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
+                    .expect("a value is validated against its schema when its frame is read"),
+            },
+        }
+    }
+
+    /// The encoded bytes, while the value is unchanged since its frame was read.
+    pub(crate) fn encoded(&self) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Encoded(e) => Some(&e.frame[e.start..e.end]),
+            Repr::Value(_) => None,
         }
     }
 
     pub fn is_null(&self) -> bool {
-        self.value.is_null()
+        match &self.repr {
+            Repr::Value(v) => v.is_null(),
+            Repr::Encoded(e) => e.frame.get(e.start) == Some(&codec::NULL_TAG),
+        }
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Data) -> bool {
+        self.schema == other.schema && self.value() == other.value()
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Data")
+            .field("schema", &self.schema)
+            .field("value", self.value())
+            .finish()
     }
 }
 
