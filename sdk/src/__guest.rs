@@ -134,7 +134,7 @@ fn decode_error(e: crate::data::codec::DecodeError) -> PluginError {
 
 fn decode_batch(batch: Vec<u8>) -> Result<Vec<Record>, PluginError> {
     SCHEMAS
-        .with(|c| batch::decode_records(batch, &mut c.borrow_mut()))
+        .with(|c| batch::decode_records_with(batch, &mut c.borrow_mut(), batch::Trust::Worker))
         .map_err(decode_error)
 }
 

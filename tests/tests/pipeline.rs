@@ -29,11 +29,18 @@ fn binary() -> PathBuf {
     path
 }
 
+/// A free port below Linux's ephemeral range (32768-60999), so that no client socket (the
+/// embedded cluster of a test running beside this one, say) takes it between the check and
+/// the worker's bind, or while the worker restarts.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn unique(prefix: &str) -> String {
@@ -210,7 +217,7 @@ fn run_kill_and_restart(bootstrap: &str, create_topic: impl FnOnce(&str)) {
         "the first records in the file",
         Duration::from_secs(90),
         || read_ids(&setup.out).1 as u64 >= RECORDS / 4,
-        &explain,
+        explain,
     );
     if let Some(mut child) = first.0.take() {
         child.kill().expect("SIGKILL");
@@ -228,7 +235,7 @@ fn run_kill_and_restart(bootstrap: &str, create_topic: impl FnOnce(&str)) {
         "every record after the restart",
         Duration::from_secs(120),
         || read_ids(&setup.out).0.len() as u64 >= RECORDS,
-        &explain,
+        explain,
     );
     let (ids, lines) = read_ids(&setup.out);
     let expected: BTreeSet<u64> = (0..RECORDS).collect();

@@ -8,7 +8,7 @@
 //! schemas  := varint(n) bytes(schema)*         (schemas in the `codec` schema form)
 //! record   := bytes(topic) opt32(partition) opt64(offset) opt64(timestamp)
 //!             data(key) data(value) varint(n) (bytes(header key) data(header value))*
-//! data     := varint(schema index + 1, 0 for none) value      (value: the `codec` value form)
+//! data     := varint(schema index + 1, 0 for none) u32-le(len) value   (value: the `codec` form)
 //! source   := offsets(partition) offsets(offset) record
 //! offsets  := varint(n) (bytes(key) scalar)*
 //! scalar   := 0 | 1 | 2 | 3 signed | 4 f64-le | 5 bytes     (null, false, true, int, float, text)
@@ -46,11 +46,17 @@ impl Writer {
             .as_ref()
             .map_or(0, |s| u64::from(self.table.index(s)) + 1);
         put_varint(&mut self.body, index);
+        // A fixed-width length, patched after the value is written, lets a reader that
+        // trusts the writer step over a value without walking it.
+        let at = self.body.len();
+        self.body.extend_from_slice(&[0; 4]);
         match d.encoded() {
             // Unchanged since it was read: its bytes go on as they came.
             Some(raw) => self.body.extend_from_slice(raw),
             None => encode_value_into(d.value(), &mut self.body),
         }
+        let len = u32::try_from(self.body.len() - at - 4).unwrap_or(u32::MAX);
+        self.body[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 
     fn opt(&mut self, v: Option<i64>) {
@@ -160,12 +166,24 @@ struct FrameReader<'a> {
     r: Reader<'a>,
     frame: &'a Arc<Vec<u8>>,
     schemas: Vec<Arc<Schema>>,
+    trust: Trust,
+}
+
+/// Whether values are checked when a frame is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// From a plugin: every value is validated against its schema before it is used.
+    Validate,
+    /// From the worker, read inside a plugin: values are only delimited. A malformed value
+    /// is a worker bug, and reading it traps the plugin.
+    Worker,
 }
 
 impl<'a> FrameReader<'a> {
     fn open(
         frame: &'a Arc<Vec<u8>>,
         cache: &mut SchemaCache,
+        trust: Trust,
     ) -> Result<(FrameReader<'a>, usize), DecodeError> {
         let mut r = Reader::new(frame.as_slice());
         let n = r.len()?;
@@ -176,7 +194,15 @@ impl<'a> FrameReader<'a> {
         }
         let schemas = cache.decode_slices(&table)?;
         let count = r.len()?;
-        Ok((FrameReader { r, frame, schemas }, count))
+        Ok((
+            FrameReader {
+                r,
+                frame,
+                schemas,
+                trust,
+            },
+            count,
+        ))
     }
 
     fn data(&mut self) -> Result<Data, DecodeError> {
@@ -190,14 +216,14 @@ impl<'a> FrameReader<'a> {
                     .ok_or_else(|| DecodeError(format!("schema index {} out of range", i - 1)))?,
             ),
         };
-        let start = self.r.position();
-        self.r.skip(schema.as_ref(), 0)?;
-        Ok(Data::from_frame(
-            schema,
-            self.frame,
-            start,
-            self.r.position(),
-        ))
+        let raw = self.r.take_u32_len()?;
+        if self.trust == Trust::Validate {
+            let mut value = Reader::new(raw);
+            value.skip(schema.as_ref(), 0)?;
+            value.expect_end()?;
+        }
+        let end = self.r.position();
+        Ok(Data::from_frame(schema, self.frame, end - raw.len(), end))
     }
 
     fn opt(&mut self) -> Result<Option<i64>, DecodeError> {
@@ -273,8 +299,21 @@ impl<'a> FrameReader<'a> {
 /// # Errors
 /// When the frame is truncated or malformed.
 pub fn decode_records(frame: Vec<u8>, cache: &mut SchemaCache) -> Result<Vec<Record>, DecodeError> {
+    decode_records_with(frame, cache, Trust::Validate)
+}
+
+/// Decodes records, trusting or validating the values as `trust` says.
+///
+/// # Errors
+/// When the frame is truncated or malformed (with [`Trust::Worker`], only its framing is
+/// checked).
+pub fn decode_records_with(
+    frame: Vec<u8>,
+    cache: &mut SchemaCache,
+    trust: Trust,
+) -> Result<Vec<Record>, DecodeError> {
     let frame = Arc::new(frame);
-    let (mut f, n) = FrameReader::open(&frame, cache)?;
+    let (mut f, n) = FrameReader::open(&frame, cache, trust)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(f.record()?);
@@ -292,7 +331,7 @@ pub fn decode_source_records(
     cache: &mut SchemaCache,
 ) -> Result<Vec<SourceRecord>, DecodeError> {
     let frame = Arc::new(frame);
-    let (mut f, n) = FrameReader::open(&frame, cache)?;
+    let (mut f, n) = FrameReader::open(&frame, cache, Trust::Validate)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let partition = f.offsets()?;
@@ -316,7 +355,7 @@ pub fn decode_outcomes(
     cache: &mut SchemaCache,
 ) -> Result<Vec<Outcome>, DecodeError> {
     let frame = Arc::new(frame);
-    let (mut f, n) = FrameReader::open(&frame, cache)?;
+    let (mut f, n) = FrameReader::open(&frame, cache, Trust::Validate)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(match f.r.byte()? {

@@ -289,7 +289,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A slice preceded by its length as a little-endian u32.
+    pub(crate) fn take_u32_len(&mut self) -> Result<&'a [u8], DecodeError> {
+        let raw = self.take(4)?;
+        let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+        self.take(len)
+    }
+
     /// Steps over a value, checking everything [`Reader::value`] checks, without building it.
     pub(crate) fn skip(
         &mut self,

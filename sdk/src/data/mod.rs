@@ -293,6 +293,8 @@ pub struct SourceRecord {
 
 /// What a transform did with one record.
 #[derive(Debug, Clone, PartialEq)]
+// `Keep` is the common case: boxing it would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Pass this (possibly changed) record on.
     Keep(Record),
