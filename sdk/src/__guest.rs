@@ -52,17 +52,7 @@ fn take_instance<T: 'static>() -> Option<T> {
     })
 }
 
-fn parse<C: ConfigStruct>(config: &Config) -> Result<C, PluginError> {
-    C::from_config(config).map_err(|issues| {
-        PluginError::config(
-            issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
-}
+use crate::config::parse_struct as parse;
 
 // ---- conversions between the generated types and the SDK's ----
 

@@ -369,6 +369,19 @@ pub trait ConfigStruct: Sized {
     fn from_config(config: &Config) -> Result<Self, Vec<ConfigIssue>>;
 }
 
+/// Parses a config struct, joining every issue into one config error.
+pub(crate) fn parse_struct<C: ConfigStruct>(config: &Config) -> Result<C, crate::data::PluginError> {
+    C::from_config(config).map_err(|issues| {
+        crate::data::PluginError::config(
+            issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
 /// Helper for [`config!`](crate::config!): parses one field.
 #[doc(hidden)]
 pub fn __field<T: ConfigValue>(

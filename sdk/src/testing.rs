@@ -3,21 +3,11 @@
 //! The harness parses configs exactly as the worker's call into the component does, and
 //! collects what the plugin logged ([`take_logs`]).
 
-use crate::config::{Config, ConfigStruct};
+use crate::config::Config;
 use crate::data::{Outcome, PluginError, Record, RecordFailure, SourcePosition, SourceRecord};
 use crate::{Sink, Source, Transform};
 
-fn parse<C: ConfigStruct>(config: &Config) -> Result<C, PluginError> {
-    C::from_config(config).map_err(|issues| {
-        PluginError::config(
-            issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
-}
+use crate::config::parse_struct as parse;
 
 /// Runs a [`Source`] task.
 #[derive(Debug)]

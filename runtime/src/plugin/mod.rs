@@ -62,21 +62,8 @@ impl PluginError {
     }
 }
 
-/// One config key of a plugin, as Kafka Connect's `ConfigKeyInfo` needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigKeyDef {
-    pub name: String,
-    pub config_type: ConfigType,
-    pub default_value: Option<String>,
-    pub required: bool,
-    pub importance: Importance,
-    pub documentation: String,
-    pub group: Option<String>,
-    pub order: i32,
-    pub width: Width,
-    pub display_name: String,
-    pub recommended_values: Vec<String>,
-}
+/// One config key of a plugin: the SDK's type, served as Kafka Connect's `ConfigKeyInfo`.
+pub use wasmconnect_sdk::config::ConfigKey as ConfigKeyDef;
 
 fn key_from_wit(k: types::ConfigKey) -> ConfigKeyDef {
     ConfigKeyDef {

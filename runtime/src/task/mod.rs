@@ -130,6 +130,18 @@ impl TaskContext {
     }
 }
 
+/// Leaves a finished task's outcome in its status: UNASSIGNED after a clean stop (as Kafka
+/// Connect writes), FAILED with the trace otherwise.
+fn finish(ctx: &TaskContext, outcome: Result<(), TaskFailure>) {
+    match outcome {
+        Ok(()) => set_status(&ctx.status, Status::new(State::Unassigned)),
+        Err(failure) => {
+            tracing::error!(connector = %ctx.connector, task = ctx.task_id, error = %failure.0, "Task failed; it will not recover until restarted.");
+            set_status(&ctx.status, Status::failed(failure.0));
+        }
+    }
+}
+
 /// Why a task stopped with an error; the text becomes the task's `trace`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -22,13 +22,7 @@ const BATCH_LINGER: Duration = Duration::from_millis(100);
 /// Runs a sink task until cancelled or failed; the outcome is left in its status.
 pub async fn run_sink(mut ctx: TaskContext) {
     let outcome = sink_loop(&mut ctx).await;
-    match outcome {
-        Ok(()) => set_status(&ctx.status, Status::new(State::Unassigned)),
-        Err(failure) => {
-            tracing::error!(connector = %ctx.connector, task = ctx.task_id, error = %failure.0, "Task failed; it will not recover until restarted.");
-            set_status(&ctx.status, Status::failed(failure.0));
-        }
-    }
+    super::finish(&ctx, outcome);
 }
 
 struct SinkTask {

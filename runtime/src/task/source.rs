@@ -22,13 +22,7 @@ const IDLE_POLL_DELAY: Duration = Duration::from_millis(50);
 /// Runs a source task until cancelled or failed; the outcome is left in its status.
 pub async fn run_source(mut ctx: TaskContext) {
     let outcome = source_loop(&mut ctx).await;
-    match outcome {
-        Ok(()) => set_status(&ctx.status, Status::new(State::Unassigned)),
-        Err(failure) => {
-            tracing::error!(connector = %ctx.connector, task = ctx.task_id, error = %failure.0, "Task failed; it will not recover until restarted.");
-            set_status(&ctx.status, Status::failed(failure.0));
-        }
-    }
+    super::finish(&ctx, outcome);
 }
 
 struct SourceTask {
