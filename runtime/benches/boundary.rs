@@ -115,7 +115,17 @@ fn main() {
         "wasm+read ns/rec",
         "codec ns/rec"
     );
-    for &size in &BATCH_SIZES {
+    // `cargo bench ... -- 512` measures only the batch sizes given.
+    let chosen: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes: &[usize] = if chosen.is_empty() {
+        &BATCH_SIZES
+    } else {
+        &chosen
+    };
+    for &size in sizes {
         let batch = records(size);
         let iterations = iterations_for(size);
         let best =

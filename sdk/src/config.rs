@@ -370,7 +370,9 @@ pub trait ConfigStruct: Sized {
 }
 
 /// Parses a config struct, joining every issue into one config error.
-pub(crate) fn parse_struct<C: ConfigStruct>(config: &Config) -> Result<C, crate::data::PluginError> {
+pub(crate) fn parse_struct<C: ConfigStruct>(
+    config: &Config,
+) -> Result<C, crate::data::PluginError> {
     C::from_config(config).map_err(|issues| {
         crate::data::PluginError::config(
             issues
