@@ -90,6 +90,26 @@ async fn misbehaving_plugins_fail_only_their_own_task() {
         rest.get("/connectors/feed/status").await.1["connector"]["state"],
         "RUNNING"
     );
+    // A connector-only restart leaves a failed task as it is (Kafka Connect's rule); with
+    // includeTasks and onlyFailed, just the failed task is planned for a restart.
+    assert_eq!(
+        rest.call("POST", "/connectors/trapper/restart", None)
+            .await
+            .0,
+        204
+    );
+    let after = rest.get("/connectors/trapper/status").await.1;
+    assert_eq!(task_state(&after, 0), "FAILED", "{after}");
+    let (code, planned) = rest
+        .call(
+            "POST",
+            "/connectors/trapper/restart?includeTasks=true&onlyFailed=true",
+            None,
+        )
+        .await;
+    assert_eq!(code, 202);
+    assert_eq!(planned["connector"]["state"], "RUNNING", "{planned}");
+    assert_eq!(planned["tasks"][0]["state"], "RESTARTING", "{planned}");
     // A failed task comes back when restarted.
     assert_eq!(
         rest.call("POST", "/connectors/trapper/tasks/0/restart", None)

@@ -379,15 +379,22 @@ impl Herder {
                 *s = Status::new(State::Restarting);
             }
         }
+        let mut restart_these = restart_tasks;
         if restart_connector && c.target != TargetState::Stopped {
-            // Restarting the connector recomputes its task configs; its tasks restart with
-            // it when those changed or when they were asked for.
-            self.stop_tasks(c).await;
-            self.start_connector(name, c).await;
-        } else {
-            for id in &restart_tasks {
-                self.restart_one_task(name, c, *id).await;
+            // Restarting the connector recomputes its task configs. Tasks keep running
+            // unless they were asked for, or the configs changed and every task must.
+            let before = c.task_configs.clone();
+            let running = c.tasks.len();
+            if let Some((configs, resolved)) = self.plan_tasks(name, c).await
+                && (c.task_configs != before || running != configs.len())
+            {
+                self.stop_tasks(c).await;
+                self.spawn_tasks(name, c, configs, &resolved);
+                restart_these.clear();
             }
+        }
+        for id in &restart_these {
+            self.restart_one_task(name, c, *id).await;
         }
         tracing::info!(connector = %name, include_tasks, only_failed, "Restarted connector.");
         Ok((include_tasks || only_failed).then_some(planned))
@@ -444,16 +451,30 @@ impl Herder {
 
     /// Computes task configs and starts the tasks, unless the connector is stopped.
     async fn start_connector(&self, name: &str, c: &mut Connector) {
+        if let Some((configs, resolved)) = self.plan_tasks(name, c).await {
+            self.spawn_tasks(name, c, configs, &resolved);
+        }
+    }
+
+    /// Resolves the connector's config and asks the plugin for task configs. On success the
+    /// connector is RUNNING (or PAUSED) and its shown task configs are updated; returns the
+    /// resolved task configs and connector config. Otherwise the connector is STOPPED or
+    /// FAILED with the reason.
+    async fn plan_tasks(
+        &self,
+        name: &str,
+        c: &mut Connector,
+    ) -> Option<(Vec<BTreeMap<String, String>>, BTreeMap<String, String>)> {
         if c.target == TargetState::Stopped {
             c.status = Status::new(State::Stopped);
             c.task_configs.clear();
-            return;
+            return None;
         }
         let resolved = match self.worker.config.providers.resolve(&c.config) {
             Ok(r) => r,
             Err((key, err)) => {
                 c.status = Status::failed(format!("Cannot resolve the value of {key}: {err}"));
-                return;
+                return None;
             }
         };
         let max = connector::tasks_max(&c.config);
@@ -463,14 +484,14 @@ impl Herder {
                     "The connector {name} has generated {} tasks, which is greater than {max}, the maximum number of tasks it is configured to create.",
                     configs.len()
                 ));
-                return;
+                return None;
             }
             Ok(configs) => configs,
             Err(err) => {
                 c.status = Status::failed(format!(
                     "Connector {name} failed to generate task configs: {err}"
                 ));
-                return;
+                return None;
             }
         };
         c.task_configs = configs
@@ -482,6 +503,16 @@ impl Herder {
         } else {
             State::Running
         });
+        Some((configs, resolved))
+    }
+
+    fn spawn_tasks(
+        &self,
+        name: &str,
+        c: &mut Connector,
+        configs: Vec<BTreeMap<String, String>>,
+        resolved: &BTreeMap<String, String>,
+    ) {
         for (id, config) in configs.into_iter().enumerate() {
             let handle = self.spawn_task(name, c, id as u32, config, resolved.clone());
             c.tasks.insert(id as u32, handle);
