@@ -24,7 +24,7 @@ enum Quickstart {
 
 #[derive(Debug)]
 pub struct Datagen {
-    topic: String,
+    topic: Arc<str>,
     quickstart: Quickstart,
     schema: Arc<Schema>,
     seed: u64,
@@ -156,7 +156,7 @@ impl Source for Datagen {
             wasmconnect_sdk::info!("Resuming datagen at iteration {next}.");
         }
         Ok(Datagen {
-            topic: config.topic,
+            topic: Arc::from(config.topic),
             quickstart,
             schema,
             seed: config.seed,

@@ -72,7 +72,7 @@ fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Recor
         }
     }
     Ok(Record {
-        topic: m.topic().to_owned(),
+        topic: Arc::from(m.topic()),
         partition: Some(m.partition()),
         offset: Some(m.offset()),
         timestamp: m.timestamp().to_millis(),
@@ -141,7 +141,7 @@ impl SinkTask {
                         let r = batch.get(f.index as usize);
                         return Err(TaskFailure(format!(
                             "Sink plugin rejected the record at topic {} partition {} offset {}: {} (errors.tolerance=none)",
-                            r.map_or("?", |r| r.topic.as_str()),
+                            r.map_or("?", |r| &*r.topic),
                             r.and_then(|r| r.partition).unwrap_or(-1),
                             r.and_then(|r| r.offset).unwrap_or(-1),
                             f.message
@@ -149,7 +149,7 @@ impl SinkTask {
                     }
                     for r in batch {
                         if let (Some(p), Some(o)) = (r.partition, r.offset) {
-                            self.pending.insert((r.topic.clone(), p), o + 1);
+                            self.pending.insert((r.topic.to_string(), p), o + 1);
                         }
                     }
                     return Ok(true);

@@ -4,7 +4,8 @@
 //! of every record, the frame costs one per batch (figures in the README).
 //!
 //! ```text
-//! batch    := schemas varint(n) item*          (item: record, source record or outcome)
+//! batch    := varint(n) item* schemas u32-le(offset of schemas)   (item: record, source
+//!             record or outcome; the table goes last so items are written once, in place)
 //! schemas  := varint(n) bytes(schema)*         (schemas in the `codec` schema form)
 //! record   := bytes(topic) opt32(partition) opt64(offset) opt64(timestamp)
 //!             data(key) data(value) varint(n) (bytes(header key) data(header value))*
@@ -33,10 +34,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(capacity: usize) -> Writer {
+    fn new(count: usize, bytes_per_item: usize) -> Writer {
+        let mut body = Vec::with_capacity(count * bytes_per_item + 16);
+        put_varint(&mut body, count as u64);
         Writer {
             table: SchemaTable::new(),
-            body: Vec::with_capacity(capacity),
+            body,
         }
     }
 
@@ -107,45 +110,44 @@ impl Writer {
         }
     }
 
-    /// The frame: the schema table, then the count and the items written so far.
-    fn finish(self, count: usize) -> Vec<u8> {
+    /// The frame: the count and the items written so far, then the schema table, then the
+    /// table's offset. The table goes last so the items are written once, in place.
+    fn finish(self) -> Vec<u8> {
+        let mut out = self.body;
+        let table_at = u32::try_from(out.len()).unwrap_or(u32::MAX);
         let schemas = self.table.into_encoded();
-        let mut out = Vec::with_capacity(
-            self.body.len() + 16 + schemas.iter().map(|s| s.len() + 2).sum::<usize>(),
-        );
         put_varint(&mut out, schemas.len() as u64);
         for s in &schemas {
             put_bytes(&mut out, s);
         }
-        put_varint(&mut out, count as u64);
-        out.extend_from_slice(&self.body);
+        out.extend_from_slice(&table_at.to_le_bytes());
         out
     }
 }
 
 /// Encodes records (a sink's or a transform's input).
 pub fn encode_records(records: &[Record]) -> Vec<u8> {
-    let mut w = Writer::new(records.len() * 128);
+    let mut w = Writer::new(records.len(), 128);
     for r in records {
         w.record(r);
     }
-    w.finish(records.len())
+    w.finish()
 }
 
 /// Encodes a source's records with their positions.
 pub fn encode_source_records(records: &[SourceRecord]) -> Vec<u8> {
-    let mut w = Writer::new(records.len() * 160);
+    let mut w = Writer::new(records.len(), 160);
     for r in records {
         w.offsets(&r.position.partition);
         w.offsets(&r.position.offset);
         w.record(&r.record);
     }
-    w.finish(records.len())
+    w.finish()
 }
 
 /// Encodes a transform's outcomes.
 pub fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
-    let mut w = Writer::new(outcomes.len() * 128);
+    let mut w = Writer::new(outcomes.len(), 128);
     for o in outcomes {
         match o {
             Outcome::Keep(r) => {
@@ -159,11 +161,13 @@ pub fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
             }
         }
     }
-    w.finish(outcomes.len())
+    w.finish()
 }
 
 struct FrameReader<'a> {
     r: Reader<'a>,
+    /// The last topic read: consecutive records of a batch usually share it.
+    topic: Option<Arc<str>>,
     frame: &'a Arc<Vec<u8>>,
     schemas: Vec<Arc<Schema>>,
     trust: Trust,
@@ -185,18 +189,35 @@ impl<'a> FrameReader<'a> {
         cache: &mut SchemaCache,
         trust: Trust,
     ) -> Result<(FrameReader<'a>, usize), DecodeError> {
-        let mut r = Reader::new(frame.as_slice());
-        let n = r.len()?;
+        let bytes = frame.as_slice();
+        let footer = bytes
+            .len()
+            .checked_sub(4)
+            .ok_or_else(|| DecodeError("frame shorter than its footer".into()))?;
+        let table_at = u32::from_le_bytes([
+            bytes[footer],
+            bytes[footer + 1],
+            bytes[footer + 2],
+            bytes[footer + 3],
+        ]) as usize;
+        if table_at > footer {
+            return Err(DecodeError("schema table offset past the end".into()));
+        }
+        let mut t = Reader::new(&bytes[table_at..footer]);
+        let n = t.len()?;
         let mut table = Vec::with_capacity(n);
         for _ in 0..n {
-            let len = r.len()?;
-            table.push(r.take(len)?);
+            let len = t.len()?;
+            table.push(t.take(len)?);
         }
+        t.expect_end()?;
         let schemas = cache.decode_slices(&table)?;
+        let mut r = Reader::new(&bytes[..table_at]);
         let count = r.len()?;
         Ok((
             FrameReader {
                 r,
+                topic: None,
                 frame,
                 schemas,
                 trust,
@@ -233,8 +254,23 @@ impl<'a> FrameReader<'a> {
         }
     }
 
+    fn topic(&mut self) -> Result<Arc<str>, DecodeError> {
+        let len = self.r.len()?;
+        let raw = self.r.take(len)?;
+        if let Some(last) = &self.topic
+            && last.as_bytes() == raw
+        {
+            return Ok(last.clone());
+        }
+        let text =
+            std::str::from_utf8(raw).map_err(|_| DecodeError("topic is not UTF-8".into()))?;
+        let topic: Arc<str> = Arc::from(text);
+        self.topic = Some(topic.clone());
+        Ok(topic)
+    }
+
     fn record(&mut self) -> Result<Record, DecodeError> {
-        let topic = self.r.string()?;
+        let topic = self.topic()?;
         let partition = match self.opt()? {
             None => None,
             Some(p) => {
@@ -462,8 +498,11 @@ mod tests {
     fn malformed_values_are_rejected_when_the_frame_is_read() {
         let bad_utf8 = Record::new("t", Data::schemaless(Value::String("ok".into())));
         let mut frame = encode_records(&[bad_utf8]);
-        let last = frame.len() - 2;
-        frame[last] = 0xff; // inside the string "ok"
+        let at = frame
+            .windows(2)
+            .position(|w| w == b"ok")
+            .expect("the string is in the frame");
+        frame[at] = 0xff;
         assert!(decode_records(frame, &mut SchemaCache::new()).is_err());
     }
 

@@ -36,7 +36,8 @@ struct Encoded {
     frame: Arc<Vec<u8>>,
     start: usize,
     end: usize,
-    decoded: std::sync::OnceLock<Value>,
+    /// Boxed so that an encoded `Data` stays small; the box is made only when read.
+    decoded: std::sync::OnceLock<Box<Value>>,
 }
 
 impl Data {
@@ -92,8 +93,10 @@ impl Data {
         match &self.repr {
             Repr::Value(v) => v,
             Repr::Encoded(e) => e.decoded.get_or_init(|| {
-                codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
-                    .expect("a value is validated against its schema when its frame is read")
+                Box::new(
+                    codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
+                        .expect("a value is validated against its schema when its frame is read"),
+                )
             }),
         }
     }
@@ -120,7 +123,7 @@ impl Data {
         match self.repr {
             Repr::Value(v) => v,
             Repr::Encoded(e) => match e.decoded.into_inner() {
-                Some(v) => v,
+                Some(v) => *v,
                 None => codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
                     .expect("a value is validated against its schema when its frame is read"),
             },
@@ -174,7 +177,8 @@ pub struct Header {
 /// A record as sinks and transforms see it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
-    pub topic: String,
+    /// Shared: the records of a batch read from a frame share one allocation per topic.
+    pub topic: Arc<str>,
     /// The Kafka partition; always set on the sink side.
     pub partition: Option<i32>,
     /// The Kafka offset; set on the sink side only.
@@ -188,7 +192,7 @@ pub struct Record {
 
 impl Record {
     /// A record for `topic` with the given value, no key and no headers.
-    pub fn new(topic: impl Into<String>, value: Data) -> Record {
+    pub fn new(topic: impl Into<Arc<str>>, value: Data) -> Record {
         Record {
             topic: topic.into(),
             value,
