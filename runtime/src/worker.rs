@@ -24,7 +24,7 @@ use rdkafka::client::DefaultClientContext;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot set up Kafka clients: {0}")]
-    EmbeddedKafka(#[from] rdkafka::error::KafkaError),
+    Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Offsets(#[from] OffsetError),
     #[error(transparent)]
@@ -115,7 +115,7 @@ impl Worker {
                 let admin: AdminClient<DefaultClientContext> =
                     client_config(&bootstrap, &[], &[&config.prefixed("admin.")])
                         .create()
-                        .map_err(StartError::EmbeddedKafka)?;
+                        .map_err(StartError::Kafka)?;
                 TopicCreator::Admin(Arc::new(admin))
             }
         };
@@ -172,11 +172,6 @@ impl Worker {
 
     pub fn herder(&self) -> &Arc<Herder> {
         &self.herder
-    }
-
-    /// The embedded cluster's address, when the worker runs one.
-    pub fn embedded_bootstrap(&self) -> Option<&str> {
-        self.embedded.as_ref().map(EmbeddedKafka::bootstrap_servers)
     }
 
     /// Stops serving, stops every task (each flushes and commits), then stops Kafka if

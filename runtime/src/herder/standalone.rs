@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -613,28 +612,6 @@ impl Herder {
         for c in connectors.values_mut() {
             self.stop_tasks(c).await;
         }
-        if let Err(err) = self.worker.offsets.flush() {
-            tracing::error!(error = %err, "Failed to store source offsets at shutdown.");
-        }
-    }
-
-    /// Waits until `check` holds for the connector's status, or `timeout` passes.
-    pub async fn wait_for(
-        &self,
-        name: &str,
-        timeout: Duration,
-        check: impl Fn(&ConnectorStatus) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(s) = self.status(name).await
-                && check(&s)
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
     }
 }
 

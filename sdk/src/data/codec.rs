@@ -599,14 +599,6 @@ impl SchemaCache {
     ///
     /// # Errors
     /// When a schema cannot be decoded.
-    pub fn decode_table(&mut self, table: &[Vec<u8>]) -> Result<Vec<Arc<Schema>>, DecodeError> {
-        table.iter().map(|bytes| self.decode(bytes)).collect()
-    }
-
-    /// Like [`SchemaCache::decode_table`], for borrowed bytes.
-    ///
-    /// # Errors
-    /// When a schema cannot be decoded.
     pub fn decode_slices(&mut self, table: &[&[u8]]) -> Result<Vec<Arc<Schema>>, DecodeError> {
         table.iter().map(|bytes| self.decode(bytes)).collect()
     }
@@ -725,9 +717,10 @@ mod tests {
         assert_eq!(table.index(&copy), 0);
         assert_eq!(table.index(&Arc::new(Schema::new(SchemaType::String))), 1);
         let encoded = table.into_encoded();
+        let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         let mut cache = SchemaCache::new();
-        let first = cache.decode_table(&encoded).expect("table");
-        let second = cache.decode_table(&encoded).expect("table");
+        let first = cache.decode_slices(&slices).expect("table");
+        let second = cache.decode_slices(&slices).expect("table");
         assert!(Arc::ptr_eq(&first[0], &second[0]));
         assert_eq!(first[0], schema);
     }
