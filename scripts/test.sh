@@ -14,6 +14,9 @@ make --no-print-directory plugins test-plugins
 echo "==> worker binary"
 cargo build -p wasmconnect
 
+echo "==> MariaDB, PostgreSQL and Redis"
+scripts/services.sh
+
 echo "==> Kafka-protocol broker"
 KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-$(scripts/tansu.sh)}
 export KAFKA_BOOTSTRAP

@@ -82,7 +82,10 @@ impl Worker {
             (KafkaTarget::Embedded, None) => unreachable!("embedded Kafka was started above"),
         };
         let offsets = OffsetStore::open(config.offset_file.clone())?;
-        let engine = Arc::new(PluginEngine::new(config.plugin_cache_dir.clone())?);
+        let engine = Arc::new(
+            PluginEngine::new(config.plugin_cache_dir.clone())?
+                .with_allowed_hosts(config.plugin_allowed_hosts.clone()),
+        );
         let registry = Arc::new(PluginRegistry::scan(engine, &config.plugin_path).await);
         if registry.all().is_empty() {
             tracing::warn!(plugin_path = ?config.plugin_path, "No plugins found; run `make build` or set plugin.path.");

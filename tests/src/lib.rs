@@ -1,2 +1,292 @@
-//! End-to-end tests of the `wasmconnect` binary live in `tests/tests/`; this crate has no
-//! code of its own.
+//! Shared support for the end-to-end tests in `tests/tests/`: finding the binary, free
+//! ports, running a worker process, waiting, and talking to its REST API.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("WASMCONNECT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/wasmconnect"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free port below Linux's ephemeral range (32768-60999), so that no client socket (the
+/// embedded cluster of a test running beside this one, say) takes it between the check and
+/// the worker's bind, or while the worker restarts.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Kills the worker if a test fails before stopping it.
+#[derive(Debug)]
+pub struct Worker(pub Option<Child>);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            explain()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET path` on the worker's REST API, as text (for failure messages).
+pub fn rest_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return "REST API unreachable".into();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.split("\r\n\r\n").nth(1).unwrap_or(&body).to_owned()
+}
+
+pub fn stop_gracefully(mut worker: Worker) {
+    let Some(mut child) = worker.0.take() else {
+        return;
+    };
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "clean shutdown exits 0, got {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `method path` with a JSON body to the worker's REST API; returns the status code
+/// and the body.
+pub fn rest(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, "REST API unreachable".into());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let _ = write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+/// A worker process with only a worker config (connectors come through REST), its REST
+/// port, and its folder.
+#[derive(Debug)]
+pub struct RestWorker {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub worker: Worker,
+}
+
+impl RestWorker {
+    /// Starts `wasmconnect standalone` on `bootstrap` with `extra` worker properties and
+    /// waits for its REST API.
+    pub fn start(bootstrap: &str, extra: &str) -> RestWorker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = dir.path().join("worker.properties");
+        std::fs::write(
+            &config,
+            format!(
+                "bootstrap.servers={bootstrap}\nlisteners=http://127.0.0.1:{port}\nplugin.path={}\nplugin.cache.dir={}\n\
+                 offset.storage.file.filename={}\noffset.flush.interval.ms=500\n\
+                 consumer.session.timeout.ms=6000\nconsumer.heartbeat.interval.ms=1000\nconsumer.max.poll.interval.ms=20000\n{extra}\n",
+                workspace().join("target/plugins").display(),
+                workspace().join("target/test-plugin-cache").display(),
+                dir.path().join("offsets.json").display(),
+            ),
+        )
+        .expect("worker.properties");
+        let child = Command::new(binary())
+            .arg("standalone")
+            .arg(&config)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("worker process starts");
+        let worker = Worker(Some(child));
+        wait_for(
+            "the REST API",
+            Duration::from_secs(60),
+            || rest(port, "GET", "/", None).0 == 200,
+            || "no answer on GET /".into(),
+        );
+        RestWorker { port, dir, worker }
+    }
+
+    /// Creates a connector; panics with the worker's answer unless it is 201.
+    pub fn create(&self, name: &str, config: serde_json::Value) {
+        let (status, body) = rest(
+            self.port,
+            "POST",
+            "/connectors",
+            Some(&serde_json::json!({"name": name, "config": config})),
+        );
+        assert_eq!(status, 201, "creating {name}: {body}");
+    }
+
+    /// The connector's status document.
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        let (_, body) = rest(
+            self.port,
+            "GET",
+            &format!("/connectors/{name}/status"),
+            None,
+        );
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The first task's state and trace, for failure messages and checks.
+    pub fn task_state(&self, name: &str) -> (String, String) {
+        let status = self.status(name);
+        let task = &status["tasks"][0];
+        (
+            task["state"].as_str().unwrap_or("?").to_owned(),
+            task["trace"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+}
+
+/// A real Kafka-protocol broker for the tests: topics and records.
+pub mod kafka {
+    use std::time::Duration;
+
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    /// The broker at `KAFKA_BOOTSTRAP` (`make test` starts Tansu and sets it).
+    pub fn bootstrap() -> String {
+        std::env::var("KAFKA_BOOTSTRAP").expect(
+            "KAFKA_BOOTSTRAP must name a Kafka-protocol broker; `make test` starts Tansu and sets it",
+        )
+    }
+
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    pub async fn create_topic(topic: &str) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("admin client");
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .expect("create topic");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Produces `(key, value)` pairs in order; `None` is a tombstone.
+    pub async fn produce(topic: &str, records: &[(String, Option<String>)]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        let sends: Vec<_> = records
+            .iter()
+            .map(|(k, v)| {
+                let mut record = FutureRecord::to(topic).key(k.as_str());
+                if let Some(v) = v {
+                    record = record.payload(v.as_str());
+                }
+                producer.send(record, Duration::from_secs(30))
+            })
+            .collect();
+        for send in sends {
+            send.await.map_err(|(e, _)| e).expect("delivered");
+        }
+    }
+}

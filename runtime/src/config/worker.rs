@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     pub advertised: String,
     pub plugin_path: Vec<PathBuf>,
     pub plugin_cache_dir: Option<PathBuf>,
+    /// `plugin.allowed.hosts`: the hosts plugins may open database and cache connections
+    /// to (exact names, `*.suffix`, or `*`); empty allows any.
+    pub plugin_allowed_hosts: Vec<String>,
     pub offset_file: Option<PathBuf>,
     pub offset_flush_interval: Duration,
     pub task_shutdown_timeout: Duration,
@@ -126,6 +129,7 @@ const KNOWN_KEYS: &[&str] = &[
     "plugin.cache.dir",
     "plugin.memory.max.bytes",
     "plugin.call.timeout.ms",
+    "plugin.allowed.hosts",
     "offset.storage.file.filename",
     "offset.flush.interval.ms",
     "offset.flush.timeout.ms",
@@ -212,6 +216,16 @@ impl WorkerConfig {
             advertised: format!("{advertised_host}:{advertised_port}"),
             plugin_path,
             plugin_cache_dir,
+            plugin_allowed_hosts: raw
+                .get("plugin.allowed.hosts")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             offset_file: raw.get("offset.storage.file.filename").map(PathBuf::from),
             offset_flush_interval: Duration::from_millis(parse_num(
                 &raw,

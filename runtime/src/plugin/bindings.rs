@@ -1,11 +1,27 @@
 //! The host side of the WIT contract (`wit/plugin`): one world per plugin role, sharing the
 //! `types` and `log` interfaces.
 
+/// The host capabilities: async host functions, resources kept in the task's table.
+pub mod capabilities {
+    wasmtime::component::bindgen!({
+        world: "capabilities",
+        path: "../wit/plugin",
+        imports: { default: async | trappable },
+        with: {
+            "wasmconnect:plugin/sql.connection": crate::plugin::sql::SqlConnection,
+            "wasmconnect:plugin/sql.cursor": crate::plugin::sql::SqlCursor,
+        },
+    });
+}
+
 pub mod source {
     wasmtime::component::bindgen!({
         world: "source-plugin",
         path: "../wit/plugin",
         exports: { default: async },
+        with: {
+            "wasmconnect:plugin/sql": super::capabilities::wasmconnect::plugin::sql,
+        },
     });
 }
 
@@ -17,6 +33,7 @@ pub mod sink {
         with: {
             "wasmconnect:plugin/types": super::source::wasmconnect::plugin::types,
             "wasmconnect:plugin/log": super::source::wasmconnect::plugin::log,
+            "wasmconnect:plugin/sql": super::capabilities::wasmconnect::plugin::sql,
         },
     });
 }
@@ -33,6 +50,7 @@ pub mod transform {
     });
 }
 
+pub use capabilities::wasmconnect::plugin::sql;
 pub use source::wasmconnect::plugin::log;
 pub use source::wasmconnect::plugin::types;
 
@@ -40,3 +58,5 @@ pub use source::wasmconnect::plugin::types;
 pub const SOURCE_TASK_EXPORT: &str = "wasmconnect:plugin/source-task@0.1.0";
 pub const SINK_TASK_EXPORT: &str = "wasmconnect:plugin/sink-task@0.1.0";
 pub const TRANSFORM_EXPORT: &str = "wasmconnect:plugin/transform@0.1.0";
+/// Import names of the host capabilities.
+pub const SQL_IMPORT: &str = "wasmconnect:plugin/sql@0.1.0";

@@ -14,7 +14,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::PluginError;
-use super::bindings::log;
+use super::bindings::{log, sql};
 use super::store::TaskState;
 
 /// How often the epoch advances; a plugin call notices its deadline within one tick.
@@ -58,6 +58,8 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<TaskState>,
     cache_dir: Option<PathBuf>,
+    /// Hosts plugins may connect to (`plugin.allowed.hosts`); empty allows any.
+    allowed_hosts: Vec<String>,
     _ticker: EpochTicker,
 }
 
@@ -84,6 +86,8 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(PluginError::engine)?;
         log::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)
             .map_err(PluginError::engine)?;
+        sql::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)
+            .map_err(PluginError::engine)?;
         if let Some(dir) = &cache_dir
             && let Err(err) = std::fs::create_dir_all(dir)
         {
@@ -94,7 +98,18 @@ impl PluginEngine {
             engine,
             linker,
             cache_dir,
+            allowed_hosts: Vec::new(),
         })
+    }
+
+    /// Limits the hosts plugins may open connections to; empty allows any.
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> PluginEngine {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    pub fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
     }
 
     pub fn engine(&self) -> &Engine {

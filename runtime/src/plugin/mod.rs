@@ -4,6 +4,7 @@
 pub mod bindings;
 mod engine;
 mod instance;
+pub mod sql;
 mod store;
 mod wire;
 
@@ -115,6 +116,8 @@ pub struct Plugin {
     pub aliases: Vec<String>,
     /// Config keys whose values are files the plugin may use.
     pub file_grants: Vec<String>,
+    /// Host capabilities the component imports (`sql`).
+    pub capabilities: Vec<Capability>,
     pub config_def: Vec<ConfigKeyDef>,
     pub path: PathBuf,
     engine: Arc<PluginEngine>,
@@ -129,6 +132,47 @@ impl std::fmt::Debug for Plugin {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// A host capability a plugin imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    Sql,
+}
+
+impl Capability {
+    fn from_import(name: &str) -> Option<Capability> {
+        match name {
+            bindings::SQL_IMPORT => Some(Capability::Sql),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `host` may be reached under the worker's `plugin.allowed.hosts` (empty: any).
+pub fn host_allowed(allowed: &[String], host: &str) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|a| {
+            a == "*"
+                || a.eq_ignore_ascii_case(host)
+                || a.strip_prefix("*.").is_some_and(|suffix| {
+                    host.len() > suffix.len()
+                        && host
+                            .to_ascii_lowercase()
+                            .ends_with(&format!(".{}", suffix.to_ascii_lowercase()))
+                })
+        })
+}
+
+fn imports_of(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 fn exports_of(
@@ -180,6 +224,10 @@ impl Plugin {
         };
         let exports = exports_of(engine.engine(), &component);
         let has = |name: &str| exports.iter().any(|e| e == name);
+        let capabilities: Vec<Capability> = imports_of(engine.engine(), &component)
+            .iter()
+            .filter_map(|name| Capability::from_import(name))
+            .collect();
         let pre = engine
             .linker()
             .instantiate_pre(&component)
@@ -252,6 +300,7 @@ impl Plugin {
             summary: meta.summary,
             aliases: meta.aliases,
             file_grants: meta.file_grants,
+            capabilities,
             config_def: keys.into_iter().map(key_from_wit).collect(),
             path: path.to_owned(),
             engine,
@@ -359,7 +408,11 @@ impl Plugin {
             .filter_map(|key| config.get(key))
             .filter_map(|file| Path::new(file).parent().map(Path::to_owned))
             .collect();
-        TaskState::new(limits, &grants)
+        let mut state = TaskState::new(limits, &grants)?;
+        if self.capabilities.contains(&Capability::Sql) {
+            state.sql = Some(sql::SqlGrant::new(config, self.engine.allowed_hosts()));
+        }
+        Ok(state)
     }
 
     /// The config a task's plugin sees: granted file paths made absolute, so that they

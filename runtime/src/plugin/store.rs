@@ -107,7 +107,9 @@ impl tokio::io::AsyncWrite for CapturedOutput {
 /// The data of one plugin store.
 pub struct TaskState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    /// The `sql` capability, when the plugin imports it and this store runs a task.
+    pub(crate) sql: Option<super::sql::SqlGrant>,
     pub(crate) limits: StoreLimits,
     pub(crate) output: CapturedOutput,
     /// When the current call started, for its deadline.
@@ -144,6 +146,7 @@ impl TaskState {
         Ok(TaskState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            sql: None,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .trap_on_grow_failure(true)

@@ -1,0 +1,558 @@
+//! `JdbcSinkConnector`: writes records into MySQL, MariaDB, PostgreSQL or SQLite tables
+//! with Confluent's JDBC sink keys and semantics, through the worker's `sql` capability.
+//!
+//! Each `put` is one transaction. Consecutive records for the same table with the same
+//! columns go out as one multi-row statement (up to `batch.size` rows), so order is kept
+//! exactly: a delete followed by an insert of the same key leaves the row present. A
+//! transient database error rolls the batch back and asks the worker to redeliver it
+//! (`max.retries` times, `retry.backoff.ms` apart). A record the database rejects is
+//! reported as failed on its own; the rest of the batch is written.
+
+mod config;
+pub mod dialect;
+mod row;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use wasmconnect_sdk::prelude::*;
+use wasmconnect_sdk::sql::{self, Connection, SqlError, SqlValue};
+
+use config::InsertMode;
+pub use config::{JdbcSinkConfig, Settings};
+use dialect::{ColumnSpec, DbColumn, Sql, TableId};
+use row::{Cell, Change};
+
+/// A table as the database has it.
+#[derive(Debug, Clone)]
+struct TableInfo {
+    columns: Vec<DbColumn>,
+    view: bool,
+}
+
+impl TableInfo {
+    /// The table's column for `name`: exact match first, then case-insensitive.
+    fn column(&self, name: &str) -> Option<&DbColumn> {
+        self.columns.iter().find(|c| c.name == name).or_else(|| {
+            self.columns
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+enum WriteError {
+    /// Retry the batch.
+    Transient(String),
+    /// The database rejected a statement: find the record with the per-record path.
+    Statement(String),
+    /// Creating or altering a table failed, or the table cannot take the records.
+    Schema(String),
+}
+
+impl From<SqlError> for WriteError {
+    fn from(e: SqlError) -> WriteError {
+        match e {
+            SqlError::Transient(m) => WriteError::Transient(m),
+            SqlError::Statement(m) => WriteError::Statement(m),
+            SqlError::Denied(m) => WriteError::Schema(m),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct JdbcSink {
+    settings: Settings,
+    db: Option<Connection>,
+    sql: Option<Sql>,
+    tables: BTreeMap<TableId, TableInfo>,
+    retries_left: u32,
+}
+
+/// Consecutive changes that share one statement.
+struct Run<'a> {
+    table: TableId,
+    changes: Vec<(usize, &'a Change)>,
+}
+
+impl JdbcSink {
+    /// The connection, opened on first use with `connection.attempts` tries.
+    fn connection(&mut self) -> Result<(&Connection, Sql), PluginError> {
+        if self.db.is_none() {
+            let mut attempt = 0;
+            let db = loop {
+                attempt += 1;
+                match sql::connect() {
+                    Ok(db) => break db,
+                    Err(e) if e.is_transient() && attempt < self.settings.connection_attempts => {
+                        wasmconnect_sdk::warn!(
+                            "Cannot reach the database (attempt {attempt} of {}): {e}",
+                            self.settings.connection_attempts
+                        );
+                        std::thread::sleep(Duration::from_millis(
+                            self.settings.connection_backoff_ms.min(10_000),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            self.sql = Some(Sql {
+                dialect: db.dialect(),
+                quote: self.settings.quote,
+            });
+            self.db = Some(db);
+        }
+        match (&self.db, self.sql) {
+            (Some(db), Some(sql)) => Ok((db, sql)),
+            _ => Err(PluginError::fatal("no database connection")),
+        }
+    }
+
+    fn describe(db: &Connection, sql: Sql, table: &TableId) -> Result<Option<TableInfo>, SqlError> {
+        let params = [
+            table.schema.clone().map_or(SqlValue::Null, SqlValue::Text),
+            SqlValue::Text(table.name.clone()),
+        ];
+        let rows = db.query(sql.columns_query(), &params)?;
+        if rows.rows.is_empty() {
+            return Ok(None);
+        }
+        let view = db
+            .query(sql.view_query(), &params)?
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .unwrap_or(0)
+            > 0;
+        let postgres = sql.dialect == sql::Dialect::Postgres;
+        Ok(Some(TableInfo {
+            columns: rows
+                .rows
+                .into_iter()
+                .filter_map(|r| {
+                    let mut r = r.into_iter();
+                    let name = r.next()?.as_str()?.to_owned();
+                    let cast = r.next().and_then(|t| t.as_str().map(str::to_owned));
+                    Some(DbColumn {
+                        name,
+                        cast: if postgres { cast } else { None },
+                    })
+                })
+                .collect(),
+            view,
+        }))
+    }
+
+    /// Makes sure `table` exists with every column of `cells`, creating or altering it
+    /// when allowed.
+    fn ensure_table(&mut self, table: &TableId, cells: &[Cell]) -> Result<(), WriteError> {
+        self.connection()
+            .map_err(|e| WriteError::Transient(e.message().to_owned()))?;
+        let (Some(db), Some(sql)) = (self.db.as_ref(), self.sql) else {
+            return Err(WriteError::Transient("no database connection".into()));
+        };
+        if let Some(info) = self.tables.get(table)
+            && cells.iter().all(|c| info.column(&c.spec.name).is_some())
+        {
+            return Ok(());
+        }
+        let info = match JdbcSink::describe(db, sql, table)? {
+            Some(info) => info,
+            None if self.settings.auto_create => {
+                let specs: Vec<ColumnSpec> = cells.iter().map(|c| c.spec.clone()).collect();
+                let create = sql
+                    .create_table(table, &specs)
+                    .map_err(WriteError::Schema)?;
+                wasmconnect_sdk::info!("Creating table {table}: {create}");
+                if let Err(e) = db.execute(&create, &[]) {
+                    // Another task may have created it meanwhile.
+                    if JdbcSink::describe(db, sql, table)?.is_none() {
+                        return Err(WriteError::Schema(format!(
+                            "cannot create table {table}: {e}"
+                        )));
+                    }
+                }
+                JdbcSink::describe(db, sql, table)?.ok_or_else(|| {
+                    WriteError::Schema(format!("table {table} is missing after CREATE TABLE"))
+                })?
+            }
+            None => {
+                return Err(WriteError::Schema(format!(
+                    "Table {table} is missing and auto-creation is disabled (auto.create=false)"
+                )));
+            }
+        };
+        if info.view && !self.settings.allow_views {
+            return Err(WriteError::Schema(format!(
+                "{table} is a view; add VIEW to table.types to write to it"
+            )));
+        }
+        let missing: Vec<ColumnSpec> = cells
+            .iter()
+            .filter(|c| info.column(&c.spec.name).is_none())
+            .map(|c| c.spec.clone())
+            .collect();
+        if missing.is_empty() {
+            self.tables.insert(table.clone(), info);
+            return Ok(());
+        }
+        let names: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
+        if !self.settings.auto_evolve || info.view {
+            return Err(WriteError::Schema(format!(
+                "Table {table} is missing fields {names:?} and auto-evolution is disabled (auto.evolve=false, or a view)"
+            )));
+        }
+        if let Some(c) = missing.iter().find(|c| !c.optional && c.default.is_none()) {
+            return Err(WriteError::Schema(format!(
+                "Cannot ALTER TABLE {table} to add missing field {:?}, as the field is not optional and does not have a default value",
+                c.name
+            )));
+        }
+        for alter in sql
+            .add_columns(table, &missing)
+            .map_err(WriteError::Schema)?
+        {
+            wasmconnect_sdk::info!("Amending table {table}: {alter}");
+            db.execute(&alter, &[])
+                .map_err(|e| WriteError::Schema(format!("cannot alter table {table}: {e}")))?;
+        }
+        let info = JdbcSink::describe(db, sql, table)?
+            .ok_or_else(|| WriteError::Schema(format!("table {table} vanished")))?;
+        self.tables.insert(table.clone(), info);
+        Ok(())
+    }
+
+    /// Writes one run: a multi-row statement per `batch.size` rows (one statement per
+    /// row for `update`).
+    fn write_run(&self, run: &Run<'_>) -> Result<(), WriteError> {
+        let (Some(db), Some(sql)) = (&self.db, self.sql) else {
+            return Err(WriteError::Transient("no database connection".into()));
+        };
+        let info = self
+            .tables
+            .get(&run.table)
+            .ok_or_else(|| WriteError::Schema(format!("no metadata for {}", run.table)))?;
+        let Some((_, first)) = run.changes.first() else {
+            return Ok(());
+        };
+        let columns: Vec<&DbColumn> = first
+            .cells()
+            .iter()
+            .map(|c| {
+                info.column(&c.spec.name).ok_or_else(|| {
+                    WriteError::Schema(format!(
+                        "table {} has no column {:?}",
+                        run.table, c.spec.name
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let per_statement = self
+            .settings
+            .batch_size
+            .min(sql.max_params() / columns.len().max(1))
+            .max(1);
+        match first {
+            Change::Delete { .. } => {
+                for chunk in run.changes.chunks(per_statement) {
+                    let statement = sql
+                        .delete(&run.table, &columns, chunk.len())
+                        .map_err(WriteError::Schema)?;
+                    let params: Vec<SqlValue> = chunk
+                        .iter()
+                        .flat_map(|(_, c)| c.cells().iter().map(|cell| cell.value.clone()))
+                        .collect();
+                    db.execute(&statement, &params)?;
+                }
+            }
+            Change::Write { key_count, .. } => {
+                let key_count = *key_count;
+                if self.settings.insert_mode == InsertMode::Update {
+                    let statement = sql
+                        .update(&run.table, &columns[..key_count], &columns[key_count..])
+                        .map_err(WriteError::Schema)?;
+                    for (_, change) in &run.changes {
+                        let (keys, rest) = change.cells().split_at(key_count);
+                        let params: Vec<SqlValue> =
+                            rest.iter().chain(keys).map(|c| c.value.clone()).collect();
+                        db.execute(&statement, &params)?;
+                    }
+                    return Ok(());
+                }
+                let upsert = self.settings.insert_mode == InsertMode::Upsert;
+                // One statement cannot touch a key twice (PostgreSQL refuses it): the last
+                // write of a key wins, as it would row by row.
+                let mut rows: Vec<&[Cell]> = run.changes.iter().map(|(_, c)| c.cells()).collect();
+                if upsert && key_count > 0 {
+                    let mut seen = HashSet::new();
+                    let mut kept: Vec<&[Cell]> = rows
+                        .into_iter()
+                        .rev()
+                        .filter(|cells| seen.insert(format!("{:?}", &cells[..key_count])))
+                        .collect();
+                    kept.reverse();
+                    rows = kept;
+                }
+                for chunk in rows.chunks(per_statement) {
+                    let statement = sql
+                        .insert(&run.table, &columns, key_count, chunk.len(), upsert)
+                        .map_err(WriteError::Schema)?;
+                    let params: Vec<SqlValue> = chunk
+                        .iter()
+                        .flat_map(|cells| cells.iter().map(|c| c.value.clone()))
+                        .collect();
+                    db.execute(&statement, &params)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Groups changes into runs of the same table, kind and columns, in order.
+    fn runs<'a>(&self, changes: &'a [(usize, TableId, Change)]) -> Vec<Run<'a>> {
+        let mut runs: Vec<Run<'a>> = Vec::new();
+        for (index, table, change) in changes {
+            let same = runs.last().is_some_and(|run| {
+                run.table == *table
+                    && run.changes.first().is_some_and(|(_, c)| {
+                        std::mem::discriminant(*c) == std::mem::discriminant(change)
+                            && c.shape() == change.shape()
+                    })
+            });
+            if same {
+                if let Some(run) = runs.last_mut() {
+                    run.changes.push((*index, change));
+                }
+            } else {
+                runs.push(Run {
+                    table: table.clone(),
+                    changes: vec![(*index, change)],
+                });
+            }
+        }
+        runs
+    }
+
+    fn in_transaction(
+        &self,
+        f: impl FnOnce(&JdbcSink) -> Result<(), WriteError>,
+    ) -> Result<(), WriteError> {
+        let Some(db) = &self.db else {
+            return Err(WriteError::Transient("no database connection".into()));
+        };
+        db.begin()?;
+        match f(self) {
+            Ok(()) => Ok(db.commit()?),
+            Err(e) => {
+                if let Err(rollback) = db.rollback() {
+                    wasmconnect_sdk::warn!("Rollback failed: {rollback}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After a rejected statement: every change alone, each under a savepoint, so the
+    /// records the database rejects are reported and the others written.
+    fn write_one_by_one(
+        &self,
+        changes: &[(usize, TableId, Change)],
+    ) -> Result<Vec<RecordFailure>, WriteError> {
+        let Some(db) = &self.db else {
+            return Err(WriteError::Transient("no database connection".into()));
+        };
+        let mut failures = Vec::new();
+        self.in_transaction(|this| {
+            for (index, table, change) in changes {
+                let run = Run {
+                    table: table.clone(),
+                    changes: vec![(*index, change)],
+                };
+                db.execute("SAVEPOINT wasmconnect_record", &[])?;
+                match this.write_run(&run) {
+                    Ok(()) => {
+                        db.execute("RELEASE SAVEPOINT wasmconnect_record", &[])?;
+                    }
+                    Err(WriteError::Statement(message)) => {
+                        db.execute("ROLLBACK TO SAVEPOINT wasmconnect_record", &[])?;
+                        failures.push(RecordFailure {
+                            index: u32::try_from(*index).unwrap_or(u32::MAX),
+                            message: format!("table {table}: {message}"),
+                        });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(())
+        })?;
+        Ok(failures)
+    }
+
+    fn retry_or_fail(&mut self, message: String) -> PluginError {
+        // The pool reconnects by itself; table metadata may be stale after a restart.
+        self.tables.clear();
+        if self.retries_left == 0 {
+            return PluginError::fatal(format!(
+                "Exceeded max.retries ({}) writing to the database: {message}",
+                self.settings.max_retries
+            ));
+        }
+        self.retries_left -= 1;
+        wasmconnect_sdk::warn!(
+            "Database write failed, {} retries left: {message}",
+            self.retries_left
+        );
+        std::thread::sleep(Duration::from_millis(
+            self.settings.retry_backoff_ms.min(10_000),
+        ));
+        PluginError::retriable(message)
+    }
+}
+
+impl Sink for JdbcSink {
+    type Config = JdbcSinkConfig;
+
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "JdbcSinkConnector",
+            env!("CARGO_PKG_VERSION"),
+            "Writes records into MySQL, MariaDB, PostgreSQL or SQLite tables (Confluent JDBC sink keys).",
+        )
+        .aliases(&["jdbc", "io.confluent.connect.jdbc.JdbcSinkConnector"])
+    }
+
+    fn validate(config: &Config) -> Vec<ConfigIssue> {
+        config::validate(config)
+    }
+
+    fn open(config: JdbcSinkConfig) -> Result<Self, PluginError> {
+        let settings = Settings::from_config(&config).map_err(|issues| {
+            PluginError::config(
+                issues
+                    .iter()
+                    .map(|i| format!("{}: {}", i.key, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let mut sink = JdbcSink {
+            retries_left: settings.max_retries,
+            settings,
+            db: None,
+            sql: None,
+            tables: BTreeMap::new(),
+        };
+        // Fail fast on an unreachable database or a bad URL.
+        sink.connection()?;
+        Ok(sink)
+    }
+
+    fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
+        let mut failures = Vec::new();
+        let mut changes = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let table = TableId::from_format(&self.settings.table_name_format, &record.topic);
+            match row::change_of(record, &self.settings) {
+                Ok(change) => changes.push((index, table, change)),
+                Err(message) => failures.push(RecordFailure {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    message,
+                }),
+            }
+        }
+        if changes.is_empty() {
+            return Ok(failures);
+        }
+        // Tables first: DDL outside the batch's transaction (MySQL commits on DDL).
+        let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
+        for (_, table, change) in &changes {
+            if !checked.insert((table, change.shape())) {
+                continue;
+            }
+            match self.ensure_table(table, change.cells()) {
+                Ok(()) => {}
+                Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
+                Err(WriteError::Statement(m) | WriteError::Schema(m)) => {
+                    return Err(PluginError::fatal(m));
+                }
+            }
+        }
+        let result = self.in_transaction(|this| {
+            for run in this.runs(&changes) {
+                this.write_run(&run)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
+            Err(WriteError::Schema(m)) => return Err(PluginError::fatal(m)),
+            Err(WriteError::Statement(m)) => {
+                wasmconnect_sdk::warn!(
+                    "A batch statement failed ({m}); writing its records one by one."
+                );
+                match self.write_one_by_one(&changes) {
+                    Ok(rejected) => failures.extend(rejected),
+                    Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
+                    Err(WriteError::Statement(m) | WriteError::Schema(m)) => {
+                        return Err(PluginError::fatal(m));
+                    }
+                }
+            }
+        }
+        self.retries_left = self.settings.max_retries;
+        failures.sort_by_key(|f| f.index);
+        Ok(failures)
+    }
+
+    /// Every `put` commits its own transaction: nothing is buffered.
+    fn flush(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+wasmconnect_sdk::export_sink!(JdbcSink);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_conflicting_keys() {
+        let base = Config::new().with("connection.url", "jdbc:mysql://127.0.0.1/test");
+        let issues = JdbcSink::validate(&base.clone().with("insert.mode", "upsert"));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].key, "pk.mode");
+        assert!(issues[0].message.contains("requires key field names"));
+        let issues = JdbcSink::validate(&base.clone().with("delete.enabled", "true"));
+        assert_eq!(issues[0].key, "delete.enabled");
+        let issues = JdbcSink::validate(&base.clone().with("pk.mode", "bogus"));
+        assert_eq!(issues[0].key, "pk.mode");
+        let issues = JdbcSink::validate(&base.clone().with("db.timezone", "Mars/Olympus"));
+        assert_eq!(issues[0].key, "db.timezone");
+        assert!(JdbcSink::validate(&Config::new())[0].key == "connection.url");
+        assert!(JdbcSink::validate(&base).is_empty());
+    }
+
+    #[test]
+    fn offsets_parse() {
+        assert_eq!(config::parse_offset("UTC"), Some(0));
+        assert_eq!(config::parse_offset("+02:00"), Some(7200));
+        assert_eq!(config::parse_offset("-0530"), Some(-19_800));
+        assert_eq!(config::parse_offset("UTC+1"), Some(3600));
+        assert_eq!(config::parse_offset("Europe/Paris"), None);
+    }
+
+    #[test]
+    fn outside_the_worker_open_reports_no_database() {
+        let config = JdbcSinkConfig::from_config(
+            &Config::new().with("connection.url", "jdbc:mysql://127.0.0.1/test"),
+        )
+        .expect("config");
+        let err = JdbcSink::open(config).expect_err("no capability natively");
+        assert!(err.message().contains("only inside"), "{}", err.message());
+    }
+}

@@ -1,0 +1,412 @@
+//! From a record to the columns of a row: which fields form the key (`pk.mode`,
+//! `pk.fields`), which are written (`fields.whitelist`), their types and their values.
+//! Records with a schema are read through it; schemaless values (JSON objects) are typed
+//! from their values.
+
+use std::sync::Arc;
+
+use wasmconnect_sdk::data::json;
+use wasmconnect_sdk::data::logical;
+use wasmconnect_sdk::data::{Decimal, Record, Schema, SchemaType, Value};
+use wasmconnect_sdk::sql::SqlValue;
+
+use crate::config::{PkMode, Settings};
+use crate::dialect::{ColType, ColumnSpec};
+
+/// One column of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub spec: ColumnSpec,
+    pub value: SqlValue,
+}
+
+/// What a record turns into.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Insert, upsert or update: key cells first, then the rest.
+    Write { cells: Vec<Cell>, key_count: usize },
+    /// A tombstone with `delete.enabled`: the key cells.
+    Delete { keys: Vec<Cell> },
+}
+
+impl Change {
+    /// The cells a statement binds: the row, or the key of a delete.
+    pub fn cells(&self) -> &[Cell] {
+        match self {
+            Change::Write { cells, .. } => cells,
+            Change::Delete { keys } => keys,
+        }
+    }
+
+    /// Column names, to tell when consecutive records can share one statement.
+    pub fn shape(&self) -> Vec<&str> {
+        self.cells().iter().map(|c| c.spec.name.as_str()).collect()
+    }
+}
+
+/// The type a Connect schema maps to; `None` for a type no column can hold.
+fn col_type(schema: &Schema) -> ColType {
+    match schema.name.as_deref() {
+        Some(logical::DECIMAL) => return ColType::Decimal(schema.decimal_scale().unwrap_or(0)),
+        Some(logical::DATE) => return ColType::Date,
+        Some(logical::TIME) => return ColType::Time,
+        Some(logical::TIMESTAMP) => return ColType::Timestamp,
+        _ => {}
+    }
+    match schema.schema_type {
+        SchemaType::Int8 => ColType::Int8,
+        SchemaType::Int16 => ColType::Int16,
+        SchemaType::Int32 => ColType::Int32,
+        SchemaType::Int64 => ColType::Int64,
+        SchemaType::Float32 => ColType::Float32,
+        SchemaType::Float64 => ColType::Float64,
+        SchemaType::Boolean => ColType::Boolean,
+        SchemaType::String => ColType::String,
+        SchemaType::Bytes => ColType::Bytes,
+        SchemaType::Struct | SchemaType::Array | SchemaType::Map => ColType::Json,
+    }
+}
+
+/// The type of a schemaless value; `None` for null (unknown until a value arrives).
+fn inferred_type(value: &Value) -> Option<ColType> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Boolean(_) => ColType::Boolean,
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => ColType::Int64,
+        Value::Float32(_) | Value::Float64(_) => ColType::Float64,
+        Value::String(_) => ColType::String,
+        Value::Bytes(_) => ColType::Bytes,
+        Value::Array(_) | Value::Map(_) | Value::Struct(_) => ColType::Json,
+    })
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// A Connect value as a bound parameter, temporal values shifted into `db.timezone`.
+fn sql_value(value: &Value, col: ColType, tz_offset_secs: i64) -> Result<SqlValue, String> {
+    let shift = tz_offset_secs * 1_000_000;
+    Ok(match (value, col) {
+        (Value::Null, _) => SqlValue::Null,
+        (Value::Bytes(b), ColType::Decimal(scale)) => SqlValue::Decimal(
+            Decimal::from_bytes(b, scale)
+                .ok_or("a Decimal wider than 128 bits")?
+                .to_string(),
+        ),
+        (Value::Int32(days), ColType::Date) => SqlValue::Date(*days),
+        (Value::Int32(ms), ColType::Time) => {
+            SqlValue::Time((i64::from(*ms) * 1000 + shift).rem_euclid(DAY_MICROS))
+        }
+        (Value::Int64(ms), ColType::Timestamp) => SqlValue::Timestamp(
+            ms.checked_mul(1000)
+                .and_then(|m| m.checked_add(shift))
+                .ok_or("a Timestamp out of range")?,
+        ),
+        (Value::Boolean(b), _) => SqlValue::Boolean(*b),
+        (Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_), _) => {
+            SqlValue::Int(value.as_i64().unwrap_or_default())
+        }
+        (Value::Float32(f), _) => SqlValue::Double(f64::from(*f)),
+        (Value::Float64(f), _) => SqlValue::Double(*f),
+        (Value::String(s), _) => SqlValue::Text(s.clone()),
+        (Value::Bytes(b), _) => SqlValue::Bytes(b.clone()),
+        (Value::Array(_) | Value::Map(_) | Value::Struct(_), _) => {
+            SqlValue::Text(json::to_string(value))
+        }
+    })
+}
+
+/// A field's name, value and schema (when the record has one).
+type NamedField<'a> = (&'a str, &'a Value, Option<&'a Arc<Schema>>);
+
+/// The named fields of a struct or a string-keyed map, with their schemas when known.
+fn fields_of<'a>(value: &'a Value, schema: Option<&'a Arc<Schema>>) -> Option<Vec<NamedField<'a>>> {
+    match value {
+        Value::Struct(s) => Some(
+            s.schema()
+                .fields
+                .iter()
+                .zip(s.values())
+                .map(|(f, v)| (f.name.as_str(), v, Some(&f.schema)))
+                .collect(),
+        ),
+        Value::Map(entries) if schema.is_none_or(|s| s.schema_type == SchemaType::Map) => entries
+            .iter()
+            .map(|(k, v)| k.as_str().map(|k| (k, v, None)))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Builds one cell; `key` cells are never nullable.
+fn cell(
+    name: &str,
+    value: &Value,
+    schema: Option<&Arc<Schema>>,
+    key: bool,
+    settings: &Settings,
+) -> Result<Cell, String> {
+    let mut value = value;
+    if value.is_null()
+        && settings.replace_null_with_default
+        && let Some(default) = schema.and_then(|s| s.default.as_ref())
+    {
+        value = default;
+    }
+    let (col_type, optional) = match schema {
+        Some(s) => (col_type(s), s.optional),
+        None => (inferred_type(value).unwrap_or(ColType::String), true),
+    };
+    if key && value.is_null() {
+        return Err(format!("the key field {name:?} is null"));
+    }
+    Ok(Cell {
+        spec: ColumnSpec {
+            name: name.to_owned(),
+            col_type,
+            optional: optional && !key,
+            key,
+            default: None,
+        },
+        value: sql_value(value, col_type, settings.tz_offset_secs)
+            .map_err(|e| format!("field {name:?}: {e}"))?,
+    })
+}
+
+fn kafka_keys(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String> {
+    let names: Vec<&str> = if settings.pk_fields.len() == 3 {
+        settings.pk_fields.iter().map(String::as_str).collect()
+    } else {
+        vec!["__connect_topic", "__connect_partition", "__connect_offset"]
+    };
+    let values = [
+        (Value::String(record.topic.to_string()), ColType::String),
+        (Value::Int32(record.partition.unwrap_or(-1)), ColType::Int32),
+        (Value::Int64(record.offset.unwrap_or(-1)), ColType::Int64),
+    ];
+    Ok(names
+        .iter()
+        .zip(values)
+        .map(|(name, (value, col_type))| Cell {
+            spec: ColumnSpec {
+                name: (*name).to_owned(),
+                col_type,
+                optional: false,
+                key: true,
+                default: None,
+            },
+            value: sql_value(&value, col_type, 0).unwrap_or(SqlValue::Null),
+        })
+        .collect())
+}
+
+/// Key cells from the fields of the record's `part` (key or value): those named by
+/// `pk.fields`, or all of them when it is empty.
+fn key_cells(
+    fields: &[NamedField<'_>],
+    part: &str,
+    settings: &Settings,
+) -> Result<Vec<Cell>, String> {
+    let wanted: Vec<&str> = if settings.pk_fields.is_empty() {
+        fields.iter().map(|(n, _, _)| *n).collect()
+    } else {
+        settings.pk_fields.iter().map(String::as_str).collect()
+    };
+    wanted
+        .iter()
+        .map(|name| {
+            let (_, v, s) = fields
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .ok_or_else(|| format!("the record {part} has no field {name:?} (pk.fields)"))?;
+            cell(name, v, *s, true, settings)
+        })
+        .collect()
+}
+
+/// Key cells from the record key: a primitive (one `pk.fields` name), or a struct or map
+/// (all its fields, or those in `pk.fields`).
+fn record_key_cells(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String> {
+    let key = record.key.value();
+    if key.is_null() {
+        return Err("pk.mode record_key needs a non-null record key".into());
+    }
+    match fields_of(key, record.key.schema.as_ref()) {
+        Some(fields) => key_cells(&fields, "key", settings),
+        None => match settings.pk_fields.as_slice() {
+            [name] => Ok(vec![cell(
+                name,
+                key,
+                record.key.schema.as_ref(),
+                true,
+                settings,
+            )?]),
+            _ => Err(
+                "pk.mode record_key with a primitive key needs exactly one name in pk.fields"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// Turns a record into a change.
+///
+/// # Errors
+/// Why this record cannot be written; the message names the field.
+pub fn change_of(record: &Record, settings: &Settings) -> Result<Change, String> {
+    if record.is_tombstone() {
+        if !settings.delete_enabled {
+            return Err(format!(
+                "the record at {}-{} offset {} is a tombstone (null value) and delete.enabled=false",
+                record.topic,
+                record.partition.unwrap_or(-1),
+                record.offset.unwrap_or(-1)
+            ));
+        }
+        return Ok(Change::Delete {
+            keys: record_key_cells(record, settings)?,
+        });
+    }
+    let value = record.value.value();
+    let schema = record.value.schema.as_ref();
+    let fields = fields_of(value, schema).ok_or_else(|| {
+        format!(
+            "needs a struct value or a JSON object, found {}",
+            value.schema_type().map_or("null", |t| t.json_name())
+        )
+    })?;
+    let mut cells = match settings.pk_mode {
+        PkMode::None => Vec::new(),
+        PkMode::Kafka => kafka_keys(record, settings)?,
+        PkMode::RecordKey => record_key_cells(record, settings)?,
+        PkMode::RecordValue => key_cells(&fields, "value", settings)?,
+    };
+    let key_count = cells.len();
+    for (name, v, s) in fields {
+        if cells[..key_count].iter().any(|c| c.spec.name == name) {
+            continue;
+        }
+        if !settings.fields_whitelist.is_empty()
+            && !settings.fields_whitelist.iter().any(|w| w == name)
+        {
+            continue;
+        }
+        cells.push(cell(name, v, s, false, settings)?);
+    }
+    if cells.is_empty() {
+        return Err("the record has no fields to write".into());
+    }
+    Ok(Change::Write { cells, key_count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{JdbcSinkConfig, Settings};
+    use wasmconnect_sdk::config::{Config, ConfigStruct};
+    use wasmconnect_sdk::data::{Data, Struct};
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut c = Config::new().with("connection.url", "jdbc:sqlite::memory:");
+        for (k, v) in pairs {
+            c = c.with(*k, *v);
+        }
+        Settings::from_config(&JdbcSinkConfig::from_config(&c).expect("config")).expect("settings")
+    }
+
+    fn user(id: i64, name: Option<&str>) -> Record {
+        let schema = Arc::new(
+            Schema::structure()
+                .named("test_user")
+                .field("id", Schema::new(SchemaType::Int64))
+                .field("name", Schema::new(SchemaType::String).optional())
+                .field("born", Schema::date().optional()),
+        );
+        let value = Struct::new(schema.clone())
+            .and_then(|s| s.put("id", id))
+            .and_then(|s| s.put("name", name))
+            .and_then(|s| s.put("born", Value::Int32(19_000)))
+            .expect("struct");
+        let mut r = Record::new("users", Data::new(schema, Value::Struct(value)));
+        r.partition = Some(0);
+        r.offset = Some(7);
+        r
+    }
+
+    #[test]
+    fn record_value_keys_come_first_and_whitelist_keeps_them() {
+        let s = settings(&[
+            ("pk.mode", "record_value"),
+            ("pk.fields", "id"),
+            ("fields.whitelist", "name"),
+        ]);
+        let Change::Write { cells, key_count } =
+            change_of(&user(5, Some("a")), &s).expect("change")
+        else {
+            panic!("a write");
+        };
+        assert_eq!(key_count, 1);
+        let names: Vec<_> = cells.iter().map(|c| c.spec.name.as_str()).collect();
+        assert_eq!(names, ["id", "name"]);
+        assert_eq!(cells[0].value, SqlValue::Int(5));
+        assert!(!cells[0].spec.optional);
+    }
+
+    #[test]
+    fn kafka_mode_adds_coordinates_and_logical_types_convert() {
+        let s = settings(&[("pk.mode", "kafka")]);
+        let Change::Write { cells, key_count } = change_of(&user(1, None), &s).expect("change")
+        else {
+            panic!("a write");
+        };
+        assert_eq!(key_count, 3);
+        assert_eq!(cells[0].value, SqlValue::Text("users".into()));
+        assert_eq!(cells[2].value, SqlValue::Int(7));
+        assert_eq!(cells[4].value, SqlValue::Null);
+        assert_eq!(cells[5].value, SqlValue::Date(19_000));
+        assert_eq!(cells[5].spec.col_type, ColType::Date);
+    }
+
+    #[test]
+    fn schemaless_maps_are_typed_from_their_values() {
+        let s = settings(&[]);
+        let value = Value::Map(vec![
+            (Value::from("id"), Value::Int64(3)),
+            (Value::from("tags"), Value::Array(vec![Value::from("x")])),
+            (Value::from("ok"), Value::Boolean(true)),
+        ]);
+        let r = Record::new("t", Data::schemaless(value));
+        let Change::Write { cells, .. } = change_of(&r, &s).expect("change") else {
+            panic!("a write");
+        };
+        assert_eq!(cells[0].spec.col_type, ColType::Int64);
+        assert_eq!(cells[1].value, SqlValue::Text("[\"x\"]".into()));
+        assert_eq!(cells[2].spec.col_type, ColType::Boolean);
+    }
+
+    #[test]
+    fn tombstones_delete_only_when_enabled() {
+        let mut r = Record::new("t", Data::NULL).with_key(Data::schemaless(Value::Int64(9)));
+        r.offset = Some(1);
+        let err = change_of(&r, &settings(&[])).expect_err("tombstone");
+        assert!(err.contains("delete.enabled=false"), "{err}");
+        let s = settings(&[
+            ("pk.mode", "record_key"),
+            ("pk.fields", "id"),
+            ("delete.enabled", "true"),
+        ]);
+        assert_eq!(change_of(&r, &s).expect("delete").shape(), vec!["id"]);
+    }
+
+    #[test]
+    fn bad_records_name_the_field() {
+        let s = settings(&[("pk.mode", "record_value"), ("pk.fields", "missing")]);
+        let err = change_of(&user(1, None), &s).expect_err("missing");
+        assert!(err.contains("\"missing\""), "{err}");
+        let r = Record::new("t", Data::schemaless(Value::from("plain text")));
+        assert!(
+            change_of(&r, &settings(&[]))
+                .expect_err("string")
+                .contains("string")
+        );
+    }
+}

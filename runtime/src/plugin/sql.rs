@@ -1,0 +1,1051 @@
+//! The `sql` host capability: a pooled database connection opened from the connector's own
+//! config (`connection.url`, `connection.user`, `connection.password`), with bound
+//! parameters, transactions and streaming cursors. MySQL and MariaDB, PostgreSQL and
+//! SQLite, through sqlx.
+//!
+//! Errors are values for the plugin, never traps: a database that cannot be reached is
+//! `transient` (the plugin retries), a rejected statement is `statement`.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use futures::StreamExt;
+use sqlx::mysql::{
+    MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{Column as _, Row, Transaction, TypeInfo, ValueRef};
+use tokio::sync::mpsc;
+use wasmtime::component::Resource;
+
+use super::bindings::sql::{self, Column, Dialect, RowSet, SqlError, SqlValue};
+use super::host_allowed;
+use super::store::TaskState;
+
+/// Connections a task's pool keeps open at most: one for a transaction, one beside it for
+/// a cursor.
+const POOL_SIZE: u32 = 2;
+/// How long `connect` (and every later checkout) waits for the database.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows a cursor reads ahead of the plugin.
+const CURSOR_READ_AHEAD: usize = 1024;
+
+/// Where a connector's database is, parsed from its config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SqlTarget {
+    pub kind: DriverKind,
+    pub host: String,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    password: Option<String>,
+    /// `None`: the driver's default (prefer TLS, fall back to plain).
+    pub tls: Option<bool>,
+    /// SQLite: the database file (or `:memory:`).
+    pub file: Option<String>,
+}
+
+impl std::fmt::Debug for SqlTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlTarget")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[hidden]"))
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    MySql,
+    Postgres,
+    Sqlite,
+}
+
+impl SqlTarget {
+    /// Reads `connection.url` (a JDBC URL, or the same without `jdbc:`), with
+    /// `connection.user` and `connection.password` taking precedence over the URL's.
+    /// Unknown JDBC parameters are ignored (logged at debug).
+    ///
+    /// # Errors
+    /// A message naming the key and the value's problem.
+    pub fn from_config(config: &BTreeMap<String, String>) -> Result<SqlTarget, String> {
+        let raw = config
+            .get("connection.url")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .ok_or("connection.url is not set")?;
+        let mut target = SqlTarget::parse_url(raw)?;
+        if let Some(user) = config.get("connection.user").filter(|s| !s.is_empty()) {
+            target.user = Some(user.clone());
+        }
+        if let Some(password) = config.get("connection.password").filter(|s| !s.is_empty()) {
+            target.password = Some(password.clone());
+        }
+        Ok(target)
+    }
+
+    fn parse_url(raw: &str) -> Result<SqlTarget, String> {
+        let bad = |why: &str| format!("connection.url {raw:?} is not usable: {why}");
+        let url = raw.strip_prefix("jdbc:").unwrap_or(raw);
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| bad("expected jdbc:<mysql|mariadb|postgresql|sqlite>:..."))?;
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "mysql" | "mariadb" => DriverKind::MySql,
+            "postgresql" | "postgres" => DriverKind::Postgres,
+            "sqlite" => DriverKind::Sqlite,
+            other => return Err(bad(&format!("unsupported database {other:?}"))),
+        };
+        if kind == DriverKind::Sqlite {
+            // jdbc:sqlite:/path/to/file.db, jdbc:sqlite::memory:, sqlite://path
+            let file = rest.strip_prefix("//").unwrap_or(rest);
+            let file = file.split('?').next().unwrap_or(file);
+            if file.is_empty() {
+                return Err(bad("no SQLite file"));
+            }
+            return Ok(SqlTarget {
+                kind,
+                host: String::new(),
+                port: None,
+                database: None,
+                user: None,
+                password: None,
+                tls: None,
+                file: Some(file.to_owned()),
+            });
+        }
+        let parsed =
+            url::Url::parse(&format!("{scheme}:{rest}")).map_err(|e| bad(&e.to_string()))?;
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let database = parsed
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .filter(|d| !d.is_empty())
+            .map(percent_decode);
+        let mut target = SqlTarget {
+            kind,
+            host,
+            port: parsed.port(),
+            database,
+            user: Some(parsed.username())
+                .filter(|u| !u.is_empty())
+                .map(percent_decode),
+            password: parsed.password().map(percent_decode),
+            tls: None,
+            file: None,
+        };
+        for (key, value) in parsed.query_pairs() {
+            let flag = || value.eq_ignore_ascii_case("true");
+            match key.as_ref() {
+                "user" => target.user = Some(value.into_owned()),
+                "password" => target.password = Some(value.into_owned()),
+                "useSSL" | "ssl" => target.tls = Some(flag()),
+                "sslMode" | "sslmode" | "ssl-mode" => {
+                    target.tls = Some(!matches!(
+                        value.to_ascii_lowercase().as_str(),
+                        "disabled" | "disable"
+                    ));
+                }
+                "currentSchema" if kind == DriverKind::Postgres => {
+                    tracing::debug!(
+                        "connection.url parameter currentSchema is ignored; qualify table names instead"
+                    );
+                }
+                other => tracing::debug!(
+                    parameter = other,
+                    "Ignoring a JDBC parameter of connection.url."
+                ),
+            }
+        }
+        Ok(target)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A task's connection pool, one per driver.
+#[derive(Debug, Clone)]
+pub enum SqlPool {
+    MySql(MySqlPool, Dialect),
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl SqlPool {
+    /// Opens a pool and checks it with one connection.
+    ///
+    /// # Errors
+    /// `transient` when the database cannot be reached.
+    pub async fn open(target: &SqlTarget) -> Result<SqlPool, SqlError> {
+        let pool = match target.kind {
+            DriverKind::MySql => {
+                let mut options = MySqlConnectOptions::new()
+                    .host(&target.host)
+                    .port(target.port.unwrap_or(3306));
+                if let Some(user) = &target.user {
+                    options = options.username(user);
+                }
+                if let Some(password) = &target.password {
+                    options = options.password(password);
+                }
+                if let Some(db) = &target.database {
+                    options = options.database(db);
+                }
+                options = options.ssl_mode(match target.tls {
+                    Some(false) => MySqlSslMode::Disabled,
+                    Some(true) => MySqlSslMode::Required,
+                    None => MySqlSslMode::Preferred,
+                });
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(error_from)?;
+                let version: String = sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(error_from)?;
+                let dialect = if version.to_ascii_lowercase().contains("mariadb") {
+                    Dialect::Mariadb
+                } else {
+                    Dialect::Mysql
+                };
+                SqlPool::MySql(pool, dialect)
+            }
+            DriverKind::Postgres => {
+                let mut options = PgConnectOptions::new_without_pgpass()
+                    .host(&target.host)
+                    .port(target.port.unwrap_or(5432));
+                if let Some(user) = &target.user {
+                    options = options.username(user);
+                }
+                if let Some(password) = &target.password {
+                    options = options.password(password);
+                }
+                if let Some(db) = &target.database {
+                    options = options.database(db);
+                }
+                options = options.ssl_mode(match target.tls {
+                    Some(false) => PgSslMode::Disable,
+                    Some(true) => PgSslMode::Require,
+                    None => PgSslMode::Prefer,
+                });
+                SqlPool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(POOL_SIZE)
+                        .acquire_timeout(CONNECT_TIMEOUT)
+                        .connect_with(options)
+                        .await
+                        .map_err(error_from)?,
+                )
+            }
+            DriverKind::Sqlite => {
+                let file = target.file.as_deref().unwrap_or(":memory:");
+                let options = SqliteConnectOptions::from_str(&format!("sqlite:{file}"))
+                    .map_err(|e| SqlError::Denied(format!("connection.url: {e}")))?
+                    .create_if_missing(true)
+                    .busy_timeout(CONNECT_TIMEOUT);
+                SqlPool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(if file == ":memory:" { 1 } else { POOL_SIZE })
+                        .acquire_timeout(CONNECT_TIMEOUT)
+                        .connect_with(options)
+                        .await
+                        .map_err(error_from)?,
+                )
+            }
+        };
+        Ok(pool)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            SqlPool::MySql(_, d) => *d,
+            SqlPool::Postgres(_) => Dialect::Postgres,
+            SqlPool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+}
+
+/// The `sql` capability of one task: where its database is, and the pool once opened.
+#[derive(Debug)]
+pub struct SqlGrant {
+    target: Result<SqlTarget, String>,
+    allowed_hosts: Vec<String>,
+    pool: Option<SqlPool>,
+}
+
+impl SqlGrant {
+    pub fn new(config: &BTreeMap<String, String>, allowed_hosts: &[String]) -> SqlGrant {
+        SqlGrant {
+            target: SqlTarget::from_config(config),
+            allowed_hosts: allowed_hosts.to_vec(),
+            pool: None,
+        }
+    }
+
+    async fn pool(&mut self) -> Result<SqlPool, SqlError> {
+        if let Some(pool) = &self.pool {
+            return Ok(pool.clone());
+        }
+        let target = self.target.clone().map_err(SqlError::Denied)?;
+        if target.kind != DriverKind::Sqlite && !host_allowed(&self.allowed_hosts, &target.host) {
+            return Err(SqlError::Denied(format!(
+                "host {} is not in the worker's plugin.allowed.hosts",
+                target.host
+            )));
+        }
+        let pool = SqlPool::open(&target).await?;
+        tracing::info!(host = %target.host, database = ?target.database, dialect = ?pool.dialect(), "Opened the connector's database pool.");
+        self.pool = Some(pool.clone());
+        Ok(pool)
+    }
+}
+
+/// A transaction in progress.
+enum Tx {
+    MySql(Transaction<'static, MySql>),
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// The host side of `sql.connection`.
+pub struct SqlConnection {
+    pool: SqlPool,
+    tx: Option<Tx>,
+}
+
+impl std::fmt::Debug for SqlConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlConnection")
+            .field("dialect", &self.pool.dialect())
+            .field("in_transaction", &self.tx.is_some())
+            .finish()
+    }
+}
+
+/// The host side of `sql.cursor`: a task reading the query ahead into a bounded channel.
+pub struct SqlCursor {
+    columns: Vec<Column>,
+    rows: mpsc::Receiver<Result<CursorItem, SqlError>>,
+    done: bool,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// A row read by a cursor, with the columns the first time.
+type CursorItem = (Option<Vec<Column>>, Vec<SqlValue>);
+
+impl std::fmt::Debug for SqlCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlCursor")
+            .field("columns", &self.columns.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl Drop for SqlCursor {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Maps a sqlx error: connection trouble, deadlocks and lock timeouts are transient.
+fn error_from(err: sqlx::Error) -> SqlError {
+    match &err {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // MySQL: 1205 lock wait timeout, 1213 deadlock, 2006/2013 server gone.
+            // PostgreSQL: 40001 serialization failure, 40P01 deadlock, 08xxx connection,
+            // 57P01 admin shutdown. SQLite: 5 busy, 6 locked.
+            let transient = matches!(
+                code.as_ref(),
+                "1205" | "1213" | "2006" | "2013" | "40001" | "40P01" | "57P01" | "5" | "6"
+            ) || code.starts_with("08")
+                || code.starts_with("HY000") && db.message().contains("Lock wait");
+            let message = match db.code() {
+                Some(code) => format!("{} (code {code})", db.message()),
+                None => db.message().to_owned(),
+            };
+            if transient {
+                SqlError::Transient(message)
+            } else {
+                SqlError::Statement(message)
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => SqlError::Transient(err.to_string()),
+        _ => SqlError::Statement(err.to_string()),
+    }
+}
+
+// ---- values: binding parameters and reading columns ----
+
+fn date_of(days: i32) -> Result<NaiveDate, SqlError> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(i64::from(days))))
+        .ok_or_else(|| {
+            SqlError::Statement(format!(
+                "date {days} (days since 1970-01-01) is out of range"
+            ))
+        })
+}
+
+fn time_of(micros: i64) -> Result<NaiveTime, SqlError> {
+    let secs = micros.div_euclid(1_000_000);
+    let nanos = micros.rem_euclid(1_000_000) * 1000;
+    u32::try_from(secs)
+        .ok()
+        .zip(u32::try_from(nanos).ok())
+        .and_then(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n))
+        .ok_or_else(|| {
+            SqlError::Statement(format!(
+                "time {micros} (microseconds since midnight) is out of range"
+            ))
+        })
+}
+
+fn timestamp_of(micros: i64) -> Result<NaiveDateTime, SqlError> {
+    DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc())
+        .ok_or_else(|| {
+            SqlError::Statement(format!(
+                "timestamp {micros} (microseconds since 1970) is out of range"
+            ))
+        })
+}
+
+fn days_of(date: NaiveDate) -> i32 {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .map(|epoch| (date - epoch).num_days())
+        .and_then(|d| i32::try_from(d).ok())
+        .unwrap_or(i32::MAX)
+}
+
+fn micros_of_time(time: NaiveTime) -> i64 {
+    i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1000)
+}
+
+/// Binds parameters; `$uint` binds an unsigned value, which only MySQL has a type for.
+macro_rules! bind_params {
+    // PostgreSQL and SQLite have no unsigned 64-bit type: a value above i64::MAX goes as
+    // text.
+    ($query:expr, $params:expr, signed) => {
+        bind_params!($query, $params, |q, u| match i64::try_from(u) {
+            Ok(i) => q.bind(i),
+            Err(_) => q.bind(u.to_string()),
+        })
+    };
+    ($query:expr, $params:expr, |$q:ident, $u:ident| $uint:expr) => {{
+        let mut q = $query;
+        for param in $params {
+            q = match param {
+                SqlValue::Null => q.bind(None::<String>),
+                SqlValue::Boolean(b) => q.bind(b),
+                SqlValue::Int(i) => q.bind(i),
+                SqlValue::Uint($u) => {
+                    let $q = q;
+                    $uint
+                }
+                SqlValue::Double(f) => q.bind(f),
+                SqlValue::Text(s) => q.bind(s),
+                SqlValue::Bytes(b) => q.bind(b),
+                SqlValue::Decimal(s) => q.bind(s),
+                SqlValue::Date(d) => q.bind(date_of(d)?),
+                SqlValue::Time(t) => q.bind(time_of(t)?),
+                SqlValue::Timestamp(t) => q.bind(timestamp_of(t)?),
+            };
+        }
+        q
+    }};
+}
+
+fn bind_mysql(
+    statement: &str,
+    params: Vec<SqlValue>,
+) -> Result<sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>, SqlError> {
+    Ok(bind_params!(sqlx::query(statement), params, |q, u| q.bind(u)))
+}
+
+fn bind_postgres(
+    statement: &str,
+    params: Vec<SqlValue>,
+) -> Result<sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>, SqlError> {
+    Ok(bind_params!(sqlx::query(statement), params, signed))
+}
+
+fn bind_sqlite(
+    statement: &str,
+    params: Vec<SqlValue>,
+) -> Result<sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>>, SqlError> {
+    Ok(bind_params!(sqlx::query(statement), params, signed))
+}
+
+fn unreadable(column: &str, type_name: &str, err: sqlx::Error) -> SqlError {
+    SqlError::Statement(format!(
+        "cannot read column {column:?} of type {type_name}: {err}"
+    ))
+}
+
+fn mysql_value(row: &MySqlRow, i: usize) -> Result<SqlValue, SqlError> {
+    let column = row.columns()[i].name().to_owned();
+    let raw = row.try_get_raw(i).map_err(error_from)?;
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    let type_name = raw.type_info().name().to_ascii_uppercase();
+    let fail = |e| unreadable(&column, &type_name, e);
+    let value = match type_name.as_str() {
+        "BOOLEAN" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
+        "TINYINT" => SqlValue::Int(i64::from(row.try_get::<i8, _>(i).map_err(fail)?)),
+        "SMALLINT" | "YEAR" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
+        "MEDIUMINT" | "INT" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
+        "BIGINT" => SqlValue::Int(row.try_get(i).map_err(fail)?),
+        t if t.ends_with("UNSIGNED") => SqlValue::Uint(match t {
+            "TINYINT UNSIGNED" => u64::from(row.try_get::<u8, _>(i).map_err(fail)?),
+            "SMALLINT UNSIGNED" => u64::from(row.try_get::<u16, _>(i).map_err(fail)?),
+            "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => {
+                u64::from(row.try_get::<u32, _>(i).map_err(fail)?)
+            }
+            _ => row.try_get::<u64, _>(i).map_err(fail)?,
+        }),
+        "FLOAT" => SqlValue::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
+        "DOUBLE" => SqlValue::Double(row.try_get(i).map_err(fail)?),
+        "DECIMAL" => SqlValue::Decimal(row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string()),
+        "DATE" => SqlValue::Date(days_of(row.try_get(i).map_err(fail)?)),
+        "TIME" => SqlValue::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
+        "DATETIME" | "TIMESTAMP" => SqlValue::Timestamp(
+            row.try_get::<NaiveDateTime, _>(i)
+                .map_err(fail)?
+                .and_utc()
+                .timestamp_micros(),
+        ),
+        "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
+        | "GEOMETRY" => SqlValue::Bytes(row.try_get(i).map_err(fail)?),
+        _ => SqlValue::Text(row.try_get(i).map_err(fail)?),
+    };
+    Ok(value)
+}
+
+fn postgres_value(row: &PgRow, i: usize) -> Result<SqlValue, SqlError> {
+    let column = row.columns()[i].name().to_owned();
+    let raw = row.try_get_raw(i).map_err(error_from)?;
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    let type_name = raw.type_info().name().to_ascii_uppercase();
+    let fail = |e| unreadable(&column, &type_name, e);
+    let value = match type_name.as_str() {
+        "BOOL" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
+        "INT2" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
+        "INT4" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
+        "INT8" => SqlValue::Int(row.try_get(i).map_err(fail)?),
+        "OID" => SqlValue::Int(i64::from(
+            row.try_get::<sqlx::postgres::types::Oid, _>(i)
+                .map_err(fail)?
+                .0,
+        )),
+        "FLOAT4" => SqlValue::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
+        "FLOAT8" => SqlValue::Double(row.try_get(i).map_err(fail)?),
+        "NUMERIC" => SqlValue::Decimal(row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string()),
+        "DATE" => SqlValue::Date(days_of(row.try_get(i).map_err(fail)?)),
+        "TIME" => SqlValue::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
+        "TIMESTAMP" => SqlValue::Timestamp(
+            row.try_get::<NaiveDateTime, _>(i)
+                .map_err(fail)?
+                .and_utc()
+                .timestamp_micros(),
+        ),
+        "TIMESTAMPTZ" => SqlValue::Timestamp(
+            row.try_get::<DateTime<chrono::Utc>, _>(i)
+                .map_err(fail)?
+                .timestamp_micros(),
+        ),
+        "BYTEA" => SqlValue::Bytes(row.try_get(i).map_err(fail)?),
+        _ => SqlValue::Text(row.try_get(i).map_err(fail)?),
+    };
+    Ok(value)
+}
+
+fn sqlite_value(row: &SqliteRow, i: usize) -> Result<SqlValue, SqlError> {
+    let column = row.columns()[i].name().to_owned();
+    let raw = row.try_get_raw(i).map_err(error_from)?;
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    // The value's storage class, not the declared type: SQLite columns hold anything.
+    let type_name = raw.type_info().name().to_ascii_uppercase();
+    let fail = |e| unreadable(&column, &type_name, e);
+    let value = match type_name.as_str() {
+        "INTEGER" | "BOOLEAN" => SqlValue::Int(row.try_get_unchecked(i).map_err(fail)?),
+        "REAL" => SqlValue::Double(row.try_get_unchecked(i).map_err(fail)?),
+        "BLOB" => SqlValue::Bytes(row.try_get_unchecked(i).map_err(fail)?),
+        _ => SqlValue::Text(row.try_get_unchecked(i).map_err(fail)?),
+    };
+    Ok(value)
+}
+
+fn columns_of<R: Row>(row: &R) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            type_name: c.type_info().name().to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+fn row_values<R: Row>(
+    row: &R,
+    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
+) -> Result<Vec<SqlValue>, SqlError> {
+    (0..row.len()).map(|i| read(row, i)).collect()
+}
+
+fn row_set<R: Row>(
+    rows: &[R],
+    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
+) -> Result<RowSet, SqlError> {
+    Ok(RowSet {
+        columns: rows.first().map(columns_of).unwrap_or_default(),
+        rows: rows
+            .iter()
+            .map(|r| row_values(r, read))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+impl SqlConnection {
+    async fn execute(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+        let affected = match (&self.pool, &mut self.tx) {
+            (_, Some(Tx::MySql(tx))) => bind_mysql(statement, params)?
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()),
+            (_, Some(Tx::Postgres(tx))) => bind_postgres(statement, params)?
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()),
+            (_, Some(Tx::Sqlite(tx))) => bind_sqlite(statement, params)?
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()),
+            (SqlPool::MySql(pool, _), None) => bind_mysql(statement, params)?
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            (SqlPool::Postgres(pool), None) => bind_postgres(statement, params)?
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            (SqlPool::Sqlite(pool), None) => bind_sqlite(statement, params)?
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        affected.map_err(error_from)
+    }
+
+    async fn query(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<RowSet, SqlError> {
+        match (&self.pool, &mut self.tx) {
+            (_, Some(Tx::MySql(tx))) => row_set(
+                &bind_mysql(statement, params)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(error_from)?,
+                mysql_value,
+            ),
+            (_, Some(Tx::Postgres(tx))) => row_set(
+                &bind_postgres(statement, params)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(error_from)?,
+                postgres_value,
+            ),
+            (_, Some(Tx::Sqlite(tx))) => row_set(
+                &bind_sqlite(statement, params)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(error_from)?,
+                sqlite_value,
+            ),
+            (SqlPool::MySql(pool, _), None) => row_set(
+                &bind_mysql(statement, params)?
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error_from)?,
+                mysql_value,
+            ),
+            (SqlPool::Postgres(pool), None) => row_set(
+                &bind_postgres(statement, params)?
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error_from)?,
+                postgres_value,
+            ),
+            (SqlPool::Sqlite(pool), None) => row_set(
+                &bind_sqlite(statement, params)?
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error_from)?,
+                sqlite_value,
+            ),
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), SqlError> {
+        if self.tx.is_some() {
+            return Err(SqlError::Statement("a transaction is already open".into()));
+        }
+        self.tx = Some(match &self.pool {
+            SqlPool::MySql(pool, _) => Tx::MySql(pool.begin().await.map_err(error_from)?),
+            SqlPool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(error_from)?),
+            SqlPool::Sqlite(pool) => Tx::Sqlite(pool.begin().await.map_err(error_from)?),
+        });
+        Ok(())
+    }
+
+    async fn finish(&mut self, commit: bool) -> Result<(), SqlError> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| SqlError::Statement("no transaction is open".into()))?;
+        let result = match (tx, commit) {
+            (Tx::MySql(tx), true) => tx.commit().await,
+            (Tx::MySql(tx), false) => tx.rollback().await,
+            (Tx::Postgres(tx), true) => tx.commit().await,
+            (Tx::Postgres(tx), false) => tx.rollback().await,
+            (Tx::Sqlite(tx), true) => tx.commit().await,
+            (Tx::Sqlite(tx), false) => tx.rollback().await,
+        };
+        result.map_err(error_from)
+    }
+
+    fn open_cursor(&self, statement: String, params: Vec<SqlValue>) -> SqlCursor {
+        let (tx, rx) = mpsc::channel(CURSOR_READ_AHEAD);
+        let pool = self.pool.clone();
+        let reader = tokio::spawn(async move {
+            match pool {
+                SqlPool::MySql(pool, _) => {
+                    let q = match bind_mysql(&statement, params) {
+                        Ok(q) => q,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    stream_rows(q.fetch(&pool), mysql_value, tx).await;
+                }
+                SqlPool::Postgres(pool) => {
+                    let q = match bind_postgres(&statement, params) {
+                        Ok(q) => q,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    stream_rows(q.fetch(&pool), postgres_value, tx).await;
+                }
+                SqlPool::Sqlite(pool) => {
+                    let q = match bind_sqlite(&statement, params) {
+                        Ok(q) => q,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    stream_rows(q.fetch(&pool), sqlite_value, tx).await;
+                }
+            }
+        });
+        SqlCursor {
+            columns: Vec::new(),
+            rows: rx,
+            done: false,
+            reader,
+        }
+    }
+}
+
+async fn stream_rows<R: Row>(
+    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
+    out: mpsc::Sender<Result<CursorItem, SqlError>>,
+) {
+    let mut first = true;
+    while let Some(row) = rows.next().await {
+        let item = row.map_err(error_from).and_then(|row| {
+            let columns = first.then(|| columns_of(&row));
+            first = false;
+            Ok((columns, row_values(&row, read)?))
+        });
+        let failed = item.is_err();
+        if out.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+impl SqlCursor {
+    async fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+        let mut rows = Vec::new();
+        let max = usize::try_from(max_rows.max(1)).unwrap_or(usize::MAX);
+        while rows.len() < max && !self.done {
+            // Wait for the first row, then take what is already read.
+            let item = if rows.is_empty() {
+                self.rows.recv().await
+            } else {
+                match self.rows.try_recv() {
+                    Ok(item) => Some(item),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match item {
+                Some(Ok((columns, values))) => {
+                    if let Some(columns) = columns {
+                        self.columns = columns;
+                    }
+                    rows.push(values);
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => self.done = true,
+            }
+        }
+        Ok(rows)
+    }
+}
+
+// ---- the generated host traits ----
+
+fn table_error(err: wasmtime::component::ResourceTableError) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("sql resource: {err}"))
+}
+
+impl sql::Host for TaskState {
+    async fn connect(&mut self) -> wasmtime::Result<Result<Resource<SqlConnection>, SqlError>> {
+        let Some(grant) = self.sql.as_mut() else {
+            return Ok(Err(SqlError::Denied(
+                "the sql capability is only available to a running task".into(),
+            )));
+        };
+        let pool = match grant.pool().await {
+            Ok(pool) => pool,
+            Err(e) => return Ok(Err(e)),
+        };
+        let connection = self
+            .table
+            .push(SqlConnection { pool, tx: None })
+            .map_err(table_error)?;
+        Ok(Ok(connection))
+    }
+}
+
+impl sql::HostConnection for TaskState {
+    async fn dialect(&mut self, this: Resource<SqlConnection>) -> wasmtime::Result<Dialect> {
+        Ok(self.table.get(&this).map_err(table_error)?.pool.dialect())
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<u64, SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(connection.execute(&statement, params).await)
+    }
+
+    async fn query(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<RowSet, SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(connection.query(&statement, params).await)
+    }
+
+    async fn begin(
+        &mut self,
+        this: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<(), SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(connection.begin().await)
+    }
+
+    async fn commit(
+        &mut self,
+        this: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<(), SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(connection.finish(true).await)
+    }
+
+    async fn rollback(
+        &mut self,
+        this: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<(), SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(connection.finish(false).await)
+    }
+
+    async fn open_cursor(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Resource<SqlCursor>, SqlError>> {
+        let cursor = self
+            .table
+            .get(&this)
+            .map_err(table_error)?
+            .open_cursor(statement, params);
+        Ok(Ok(self.table.push(cursor).map_err(table_error)?))
+    }
+
+    async fn drop(&mut self, this: Resource<SqlConnection>) -> wasmtime::Result<()> {
+        // An open transaction rolls back when its connection returns to the pool.
+        self.table.delete(this).map_err(table_error)?;
+        Ok(())
+    }
+}
+
+impl sql::HostCursor for TaskState {
+    async fn columns(&mut self, this: Resource<SqlCursor>) -> wasmtime::Result<Vec<Column>> {
+        Ok(self.table.get(&this).map_err(table_error)?.columns.clone())
+    }
+
+    async fn next(
+        &mut self,
+        this: Resource<SqlCursor>,
+        max_rows: u32,
+    ) -> wasmtime::Result<Result<Vec<Vec<SqlValue>>, SqlError>> {
+        let cursor = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(cursor.next(max_rows).await)
+    }
+
+    async fn drop(&mut self, this: Resource<SqlCursor>) -> wasmtime::Result<()> {
+        self.table.delete(this).map_err(table_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_jdbc_urls_of_every_dialect() {
+        let t = SqlTarget::from_config(&config(&[
+            ("connection.url", "jdbc:mysql://db.example:3307/shop?useSSL=false&serverTimezone=UTC&rewriteBatchedStatements=true"),
+            ("connection.user", "app"),
+            ("connection.password", "s3cret"),
+        ]))
+        .expect("mysql");
+        assert_eq!(t.kind, DriverKind::MySql);
+        assert_eq!((t.host.as_str(), t.port), ("db.example", Some(3307)));
+        assert_eq!(t.database.as_deref(), Some("shop"));
+        assert_eq!(t.user.as_deref(), Some("app"));
+        assert_eq!(t.tls, Some(false));
+        assert!(
+            !format!("{t:?}").contains("s3cret"),
+            "the password never shows"
+        );
+
+        let t = SqlTarget::from_config(&config(&[(
+            "connection.url",
+            "postgresql://u:p%40ss@127.0.0.1/test?sslmode=disable",
+        )]))
+        .expect("postgres");
+        assert_eq!(t.kind, DriverKind::Postgres);
+        assert_eq!(t.user.as_deref(), Some("u"));
+        assert_eq!(t.password.as_deref(), Some("p@ss"));
+        assert_eq!(t.port, None);
+
+        let t = SqlTarget::from_config(&config(&[("connection.url", "jdbc:sqlite:/tmp/x.db")]))
+            .expect("sqlite");
+        assert_eq!(t.file.as_deref(), Some("/tmp/x.db"));
+    }
+
+    #[test]
+    fn rejects_unusable_urls_naming_the_key() {
+        for url in [
+            "",
+            "jdbc:oracle:thin:@host:1521:x",
+            "mysql://:3306/db",
+            "nonsense",
+        ] {
+            let err = SqlTarget::from_config(&config(&[("connection.url", url)])).expect_err(url);
+            assert!(err.contains("connection.url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_hosts_and_wildcards() {
+        assert!(host_allowed(&[], "anything"));
+        let list = vec!["127.0.0.1".to_owned(), "*.db.internal".to_owned()];
+        assert!(host_allowed(&list, "127.0.0.1"));
+        assert!(host_allowed(&list, "mysql.db.internal"));
+        assert!(!host_allowed(&list, "db.internal"));
+        assert!(!host_allowed(&list, "evil.example"));
+    }
+
+    #[test]
+    fn converts_dates_and_times_both_ways() {
+        let d = date_of(19_000).expect("date");
+        assert_eq!(days_of(d), 19_000);
+        let t = time_of(45_296_789_000).expect("time");
+        assert_eq!(micros_of_time(t), 45_296_789_000);
+        assert!(time_of(86_400_000_000).is_err());
+        assert!(date_of(i32::MAX).is_err());
+    }
+}

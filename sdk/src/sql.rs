@@ -1,0 +1,424 @@
+//! The `sql` host capability: a pooled database connection that the worker opens from the
+//! connector's own config (`connection.url`, `connection.user`, `connection.password`).
+//!
+//! A plugin that uses this module imports `wasmconnect:plugin/sql`; the worker then opens
+//! the database named by the connector's config when the plugin calls [`connect`]. Nothing
+//! else can reach a database. Outside the worker (native unit tests), [`connect`] answers
+//! [`SqlError::Denied`].
+//!
+//! ```no_run
+//! use wasmconnect_sdk::sql::{self, SqlValue};
+//!
+//! # fn main() -> Result<(), sql::SqlError> {
+//! let db = sql::connect()?;
+//! db.begin()?;
+//! db.execute("INSERT INTO t(id, name) VALUES (?, ?)", &[SqlValue::Int(1), "a".into()])?;
+//! db.commit()?;
+//! let rows = db.query("SELECT name FROM t WHERE id = ?", &[SqlValue::Int(1)])?;
+//! assert_eq!(rows.rows.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::data::PluginError;
+
+/// The database a connection talks to; statements differ in placeholders (`?` or `$n`),
+/// identifier quoting and upsert syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MySql,
+    MariaDb,
+    Postgres,
+    Sqlite,
+}
+
+/// A bound parameter or a column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Boolean(bool),
+    Int(i64),
+    /// Unsigned 64-bit columns (MySQL `BIGINT UNSIGNED`).
+    Uint(u64),
+    Double(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// An exact decimal as text, e.g. `-12.340`.
+    Decimal(String),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 1970-01-01T00:00:00, in the database's zone.
+    Timestamp(i64),
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> SqlValue {
+        SqlValue::Text(s.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(s: String) -> SqlValue {
+        SqlValue::Text(s)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> SqlValue {
+        SqlValue::Int(i)
+    }
+}
+
+impl SqlValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) | SqlValue::Decimal(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Int(i) => Some(*i),
+            SqlValue::Uint(u) => i64::try_from(*u).ok(),
+            SqlValue::Boolean(b) => Some(i64::from(*b)),
+            SqlValue::Text(s) | SqlValue::Decimal(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A column of a result: its name and the database's (upper-case) type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_name: String,
+}
+
+/// The rows of a query.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowSet {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// Why a database call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlError {
+    /// The database could not be reached, the connection broke, a deadlock or a lock
+    /// timeout: worth retrying.
+    Transient(String),
+    /// The database rejected the statement: retrying it fails again.
+    Statement(String),
+    /// No database for this connector (no `connection.url`, a host the worker does not
+    /// allow), or a call outside a running task.
+    Denied(String),
+}
+
+impl SqlError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SqlError::Transient(_))
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            SqlError::Transient(m) | SqlError::Statement(m) | SqlError::Denied(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqlError::Transient(m) => write!(f, "database unavailable: {m}"),
+            SqlError::Statement(m) => write!(f, "database error: {m}"),
+            SqlError::Denied(m) => write!(f, "no database: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+impl From<SqlError> for PluginError {
+    fn from(err: SqlError) -> PluginError {
+        match err {
+            SqlError::Transient(_) => PluginError::retriable(err.to_string()),
+            SqlError::Statement(_) => PluginError::fatal(err.to_string()),
+            SqlError::Denied(_) => PluginError::config(err.to_string()),
+        }
+    }
+}
+
+/// Opens (or reuses) the task's connection pool from its connector config.
+///
+/// # Errors
+/// [`SqlError::Transient`] when the database cannot be reached, [`SqlError::Denied`]
+/// without a usable `connection.url` or outside the worker.
+pub fn connect() -> Result<Connection, SqlError> {
+    imp::connect().map(|inner| Connection { inner })
+}
+
+/// A task's pooled database connection.
+#[derive(Debug)]
+pub struct Connection {
+    inner: imp::Connection,
+}
+
+impl Connection {
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+
+    /// Runs one statement with `?` (MySQL, SQLite) or `$n` (PostgreSQL) placeholders and
+    /// returns the rows affected. A multi-row statement is one call.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<u64, SqlError> {
+        self.inner.execute(statement, params)
+    }
+
+    /// Runs a query and returns all its rows.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn query(&self, statement: &str, params: &[SqlValue]) -> Result<RowSet, SqlError> {
+        self.inner.query(statement, params)
+    }
+
+    /// Starts a transaction; statements run in it until [`Connection::commit`] or
+    /// [`Connection::rollback`]. Dropping the connection rolls it back.
+    ///
+    /// # Errors
+    /// The database's error, or a transaction already open.
+    pub fn begin(&self) -> Result<(), SqlError> {
+        self.inner.begin()
+    }
+
+    /// # Errors
+    /// The database's error, or no transaction open.
+    pub fn commit(&self) -> Result<(), SqlError> {
+        self.inner.commit()
+    }
+
+    /// # Errors
+    /// The database's error, or no transaction open.
+    pub fn rollback(&self) -> Result<(), SqlError> {
+        self.inner.rollback()
+    }
+
+    /// Starts a query whose rows are fetched in pieces, for reads larger than memory.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn open_cursor(&self, statement: &str, params: &[SqlValue]) -> Result<Cursor, SqlError> {
+        self.inner
+            .open_cursor(statement, params)
+            .map(|inner| Cursor { inner })
+    }
+}
+
+/// Rows of a query fetched in pieces; dropping it ends the query.
+#[derive(Debug)]
+pub struct Cursor {
+    inner: imp::Cursor,
+}
+
+impl Cursor {
+    /// The result's columns, known once a row has been fetched.
+    pub fn columns(&self) -> Vec<Column> {
+        self.inner.columns()
+    }
+
+    /// Up to `max_rows` more rows; empty when the query is done.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn next_rows(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+        self.inner.next(max_rows)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use super::{Column, Dialect, RowSet, SqlError, SqlValue};
+    use crate::__guest::wasmconnect::plugin::sql as wit;
+
+    pub fn connect() -> Result<Connection, SqlError> {
+        wit::connect().map(Connection).map_err(error)
+    }
+
+    fn error(e: wit::SqlError) -> SqlError {
+        match e {
+            wit::SqlError::Transient(m) => SqlError::Transient(m),
+            wit::SqlError::Statement(m) => SqlError::Statement(m),
+            wit::SqlError::Denied(m) => SqlError::Denied(m),
+        }
+    }
+
+    fn to_wit(v: &SqlValue) -> wit::SqlValue {
+        match v {
+            SqlValue::Null => wit::SqlValue::Null,
+            SqlValue::Boolean(b) => wit::SqlValue::Boolean(*b),
+            SqlValue::Int(i) => wit::SqlValue::Int(*i),
+            SqlValue::Uint(u) => wit::SqlValue::Uint(*u),
+            SqlValue::Double(f) => wit::SqlValue::Double(*f),
+            SqlValue::Text(s) => wit::SqlValue::Text(s.clone()),
+            SqlValue::Bytes(b) => wit::SqlValue::Bytes(b.clone()),
+            SqlValue::Decimal(s) => wit::SqlValue::Decimal(s.clone()),
+            SqlValue::Date(d) => wit::SqlValue::Date(*d),
+            SqlValue::Time(t) => wit::SqlValue::Time(*t),
+            SqlValue::Timestamp(t) => wit::SqlValue::Timestamp(*t),
+        }
+    }
+
+    fn from_wit(v: wit::SqlValue) -> SqlValue {
+        match v {
+            wit::SqlValue::Null => SqlValue::Null,
+            wit::SqlValue::Boolean(b) => SqlValue::Boolean(b),
+            wit::SqlValue::Int(i) => SqlValue::Int(i),
+            wit::SqlValue::Uint(u) => SqlValue::Uint(u),
+            wit::SqlValue::Double(f) => SqlValue::Double(f),
+            wit::SqlValue::Text(s) => SqlValue::Text(s),
+            wit::SqlValue::Bytes(b) => SqlValue::Bytes(b),
+            wit::SqlValue::Decimal(s) => SqlValue::Decimal(s),
+            wit::SqlValue::Date(d) => SqlValue::Date(d),
+            wit::SqlValue::Time(t) => SqlValue::Time(t),
+            wit::SqlValue::Timestamp(t) => SqlValue::Timestamp(t),
+        }
+    }
+
+    fn params(p: &[SqlValue]) -> Vec<wit::SqlValue> {
+        p.iter().map(to_wit).collect()
+    }
+
+    fn rows(rows: Vec<Vec<wit::SqlValue>>) -> Vec<Vec<SqlValue>> {
+        rows.into_iter()
+            .map(|r| r.into_iter().map(from_wit).collect())
+            .collect()
+    }
+
+    fn columns(c: Vec<wit::Column>) -> Vec<Column> {
+        c.into_iter()
+            .map(|c| Column {
+                name: c.name,
+                type_name: c.type_name,
+            })
+            .collect()
+    }
+
+    #[derive(Debug)]
+    pub struct Connection(wit::Connection);
+
+    impl Connection {
+        pub fn dialect(&self) -> Dialect {
+            match self.0.dialect() {
+                wit::Dialect::Mysql => Dialect::MySql,
+                wit::Dialect::Mariadb => Dialect::MariaDb,
+                wit::Dialect::Postgres => Dialect::Postgres,
+                wit::Dialect::Sqlite => Dialect::Sqlite,
+            }
+        }
+
+        pub fn execute(&self, statement: &str, p: &[SqlValue]) -> Result<u64, SqlError> {
+            self.0.execute(statement, &params(p)).map_err(error)
+        }
+
+        pub fn query(&self, statement: &str, p: &[SqlValue]) -> Result<RowSet, SqlError> {
+            let set = self.0.query(statement, &params(p)).map_err(error)?;
+            Ok(RowSet {
+                columns: columns(set.columns),
+                rows: rows(set.rows),
+            })
+        }
+
+        pub fn begin(&self) -> Result<(), SqlError> {
+            self.0.begin().map_err(error)
+        }
+
+        pub fn commit(&self) -> Result<(), SqlError> {
+            self.0.commit().map_err(error)
+        }
+
+        pub fn rollback(&self) -> Result<(), SqlError> {
+            self.0.rollback().map_err(error)
+        }
+
+        pub fn open_cursor(&self, statement: &str, p: &[SqlValue]) -> Result<Cursor, SqlError> {
+            self.0
+                .open_cursor(statement, &params(p))
+                .map(Cursor)
+                .map_err(error)
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Cursor(wit::Cursor);
+
+    impl Cursor {
+        pub fn columns(&self) -> Vec<Column> {
+            columns(self.0.columns())
+        }
+
+        pub fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+            self.0.next(max_rows).map(rows).map_err(error)
+        }
+    }
+}
+
+/// Outside the worker there is no database: `connect` is denied, so a connection never
+/// exists.
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::{Column, Dialect, RowSet, SqlError, SqlValue};
+
+    #[derive(Debug)]
+    pub enum Never {}
+
+    pub fn connect() -> Result<Connection, SqlError> {
+        Err(SqlError::Denied(
+            "the sql capability exists only inside the wasmconnect worker".into(),
+        ))
+    }
+
+    #[derive(Debug)]
+    pub struct Connection(Never);
+
+    impl Connection {
+        pub fn dialect(&self) -> Dialect {
+            match self.0 {}
+        }
+        pub fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, SqlError> {
+            match self.0 {}
+        }
+        pub fn query(&self, _: &str, _: &[SqlValue]) -> Result<RowSet, SqlError> {
+            match self.0 {}
+        }
+        pub fn begin(&self) -> Result<(), SqlError> {
+            match self.0 {}
+        }
+        pub fn commit(&self) -> Result<(), SqlError> {
+            match self.0 {}
+        }
+        pub fn rollback(&self) -> Result<(), SqlError> {
+            match self.0 {}
+        }
+        pub fn open_cursor(&self, _: &str, _: &[SqlValue]) -> Result<Cursor, SqlError> {
+            match self.0 {}
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Cursor(Never);
+
+    impl Cursor {
+        pub fn columns(&self) -> Vec<Column> {
+            match self.0 {}
+        }
+        pub fn next(&mut self, _: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+            match self.0 {}
+        }
+    }
+}
