@@ -185,6 +185,19 @@ impl std::fmt::Display for ConfigIssue {
     }
 }
 
+/// Every issue, `key: message` joined by `; `, as one config error.
+impl From<Vec<ConfigIssue>> for crate::data::PluginError {
+    fn from(issues: Vec<ConfigIssue>) -> crate::data::PluginError {
+        crate::data::PluginError::config(
+            issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+}
+
 /// A flat string config, as Kafka Connect passes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
@@ -373,15 +386,7 @@ pub trait ConfigStruct: Sized {
 pub(crate) fn parse_struct<C: ConfigStruct>(
     config: &Config,
 ) -> Result<C, crate::data::PluginError> {
-    C::from_config(config).map_err(|issues| {
-        crate::data::PluginError::config(
-            issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
+    C::from_config(config).map_err(crate::data::PluginError::from)
 }
 
 /// Helper for [`config!`](crate::config!): parses one field.

@@ -84,6 +84,7 @@ extern crate self as wasmconnect_sdk;
 pub mod config;
 pub mod data;
 pub mod log;
+pub mod redis;
 pub mod sql;
 pub mod testing;
 

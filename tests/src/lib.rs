@@ -216,6 +216,17 @@ impl RestWorker {
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Waits (up to a minute) for the connector's first task to fail; returns its trace.
+    pub fn wait_task_failed(&self, name: &str) -> String {
+        wait_for(
+            "the task to fail",
+            Duration::from_secs(60),
+            || self.task_state(name).0 == "FAILED",
+            || format!("{}", self.status(name)),
+        );
+        self.task_state(name).1
+    }
+
     /// The first task's state and trace, for failure messages and checks.
     pub fn task_state(&self, name: &str) -> (String, String) {
         let status = self.status(name);

@@ -293,13 +293,7 @@ fn missing_table_without_auto_create_fails_the_task_with_a_clear_trace() {
             "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         }),
     );
-    wait_for(
-        "the task to fail",
-        Duration::from_secs(60),
-        || worker.task_state(&name).0 == "FAILED",
-        || format!("{}", worker.status(&name)),
-    );
-    let (_, trace) = worker.task_state(&name);
+    let trace = worker.wait_task_failed(&name);
     assert!(
         trace.contains("is missing and auto-creation is disabled"),
         "{trace}"

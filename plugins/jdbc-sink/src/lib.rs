@@ -429,15 +429,7 @@ impl Sink for JdbcSink {
     }
 
     fn open(config: JdbcSinkConfig) -> Result<Self, PluginError> {
-        let settings = Settings::from_config(&config).map_err(|issues| {
-            PluginError::config(
-                issues
-                    .iter()
-                    .map(|i| format!("{}: {}", i.key, i.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let settings = Settings::from_config(&config)?;
         let mut sink = JdbcSink {
             retries_left: settings.max_retries,
             settings,

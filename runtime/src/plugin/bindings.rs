@@ -10,6 +10,7 @@ pub mod capabilities {
         with: {
             "wasmconnect:plugin/sql.connection": crate::plugin::sql::SqlConnection,
             "wasmconnect:plugin/sql.cursor": crate::plugin::sql::SqlCursor,
+            "wasmconnect:plugin/redis.connection": crate::plugin::redis::RedisConnection,
         },
     });
 }
@@ -21,6 +22,7 @@ pub mod source {
         exports: { default: async },
         with: {
             "wasmconnect:plugin/sql": super::capabilities::wasmconnect::plugin::sql,
+            "wasmconnect:plugin/redis": super::capabilities::wasmconnect::plugin::redis,
         },
     });
 }
@@ -34,6 +36,7 @@ pub mod sink {
             "wasmconnect:plugin/types": super::source::wasmconnect::plugin::types,
             "wasmconnect:plugin/log": super::source::wasmconnect::plugin::log,
             "wasmconnect:plugin/sql": super::capabilities::wasmconnect::plugin::sql,
+            "wasmconnect:plugin/redis": super::capabilities::wasmconnect::plugin::redis,
         },
     });
 }
@@ -50,7 +53,7 @@ pub mod transform {
     });
 }
 
-pub use capabilities::wasmconnect::plugin::sql;
+pub use capabilities::wasmconnect::plugin::{redis, sql};
 pub use source::wasmconnect::plugin::log;
 pub use source::wasmconnect::plugin::types;
 
@@ -60,3 +63,4 @@ pub const SINK_TASK_EXPORT: &str = "wasmconnect:plugin/sink-task@0.1.0";
 pub const TRANSFORM_EXPORT: &str = "wasmconnect:plugin/transform@0.1.0";
 /// Import names of the host capabilities.
 pub const SQL_IMPORT: &str = "wasmconnect:plugin/sql@0.1.0";
+pub const REDIS_IMPORT: &str = "wasmconnect:plugin/redis@0.1.0";

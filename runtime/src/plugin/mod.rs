@@ -4,6 +4,7 @@
 pub mod bindings;
 mod engine;
 mod instance;
+pub mod redis;
 pub mod sql;
 mod store;
 mod wire;
@@ -116,7 +117,7 @@ pub struct Plugin {
     pub aliases: Vec<String>,
     /// Config keys whose values are files the plugin may use.
     pub file_grants: Vec<String>,
-    /// Host capabilities the component imports (`sql`).
+    /// Host capabilities the component imports (`sql`, `redis`).
     pub capabilities: Vec<Capability>,
     pub config_def: Vec<ConfigKeyDef>,
     pub path: PathBuf,
@@ -138,15 +139,37 @@ impl std::fmt::Debug for Plugin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
     Sql,
+    Redis,
 }
 
 impl Capability {
     fn from_import(name: &str) -> Option<Capability> {
         match name {
             bindings::SQL_IMPORT => Some(Capability::Sql),
+            bindings::REDIS_IMPORT => Some(Capability::Redis),
             _ => None,
         }
     }
+}
+
+/// Decodes `%XX` escapes (URL user names, passwords, paths); other bytes pass through.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Whether `host` may be reached under the worker's `plugin.allowed.hosts` (empty: any).
@@ -411,6 +434,9 @@ impl Plugin {
         let mut state = TaskState::new(limits, &grants)?;
         if self.capabilities.contains(&Capability::Sql) {
             state.sql = Some(sql::SqlGrant::new(config, self.engine.allowed_hosts()));
+        }
+        if self.capabilities.contains(&Capability::Redis) {
+            state.redis = Some(redis::RedisGrant::new(config, self.engine.allowed_hosts()));
         }
         Ok(state)
     }

@@ -110,6 +110,8 @@ pub struct TaskState {
     pub(crate) table: ResourceTable,
     /// The `sql` capability, when the plugin imports it and this store runs a task.
     pub(crate) sql: Option<super::sql::SqlGrant>,
+    /// The `redis` capability, likewise.
+    pub(crate) redis: Option<super::redis::RedisGrant>,
     pub(crate) limits: StoreLimits,
     pub(crate) output: CapturedOutput,
     /// When the current call started, for its deadline.
@@ -147,6 +149,7 @@ impl TaskState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             sql: None,
+            redis: None,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .trap_on_grow_failure(true)

@@ -1,0 +1,467 @@
+//! `RedisSinkConnector`: writes records into Redis with the keys of Redis' own Kafka
+//! connector (`com.redis.kafka.connect.RedisSinkConnector`), through the worker's `redis`
+//! capability.
+//!
+//! Each `put` becomes one pipeline (one round trip, whatever the batch size), optionally
+//! inside MULTI/EXEC. Commands follow record order, so a write and then a tombstone of the
+//! same key leave the key absent (the Java connector sends every delete first). A
+//! command Redis rejects (`WRONGTYPE`, say) fails its record alone; a broken connection
+//! makes the worker redeliver the batch, so delivery is at least once: replays are
+//! harmless for STRING, HASH, JSON, SET and ZSET, while LIST and STREAM may get an entry
+//! twice.
+
+mod config;
+
+use wasmconnect_sdk::data::json;
+use wasmconnect_sdk::data::{Decimal, logical};
+use wasmconnect_sdk::prelude::*;
+use wasmconnect_sdk::redis::{self, Cmd, Connection, Pipeline, Reply};
+
+pub use config::{RedisSinkConfig, RedisType, Settings};
+
+/// The header that overrides `redis.key.ttl` for one record.
+pub const TTL_HEADER: &str = "redis.key.ttl";
+
+/// A batch turned into commands: the pipeline, and for each command the index of the
+/// record it came from (`None` for the trailing WAIT).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub pipeline: Pipeline,
+    pub owners: Vec<Option<usize>>,
+    pub failures: Vec<RecordFailure>,
+}
+
+impl Plan {
+    fn push(&mut self, owner: usize, cmd: Cmd) {
+        self.pipeline.push(cmd);
+        self.owners.push(Some(owner));
+    }
+
+    fn fail(&mut self, index: usize, message: String) {
+        self.failures.push(RecordFailure {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            message,
+        });
+    }
+}
+
+/// A value as Redis text: strings and bytes as they are, numbers in decimal, structs,
+/// maps and arrays as JSON. `None` for null.
+fn text_of(value: &Value) -> Option<Vec<u8>> {
+    Some(match value {
+        Value::Null => return None,
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Bytes(b) => b.clone(),
+        Value::Boolean(b) => b.to_string().into_bytes(),
+        Value::Int8(i) => i.to_string().into_bytes(),
+        Value::Int16(i) => i.to_string().into_bytes(),
+        Value::Int32(i) => i.to_string().into_bytes(),
+        Value::Int64(i) => i.to_string().into_bytes(),
+        Value::Float32(f) => f.to_string().into_bytes(),
+        Value::Float64(f) => f.to_string().into_bytes(),
+        Value::Array(_) | Value::Map(_) | Value::Struct(_) => json::to_string(value).into_bytes(),
+    })
+}
+
+/// A struct field as text: Decimals as their decimal text, the rest as [`text_of`].
+fn field_text(schema: &Schema, value: &Value) -> Option<Vec<u8>> {
+    if let (Some(logical::DECIMAL), Value::Bytes(b)) = (schema.name.as_deref(), value)
+        && let Some(d) = Decimal::from_bytes(b, schema.decimal_scale().unwrap_or(0))
+    {
+        return Some(d.to_string().into_bytes());
+    }
+    text_of(value)
+}
+
+/// Field/value pairs for HSET and XADD.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The field/value pairs of a struct or map value, nulls left out (Redis has no null).
+fn fields_of(value: &Value) -> Result<Fields, String> {
+    let pairs: Vec<_> = match value {
+        Value::Struct(s) => s
+            .schema()
+            .fields
+            .iter()
+            .zip(s.values())
+            .filter_map(|(f, v)| Some((f.name.as_bytes().to_vec(), field_text(&f.schema, v)?)))
+            .collect(),
+        Value::Map(entries) => entries
+            .iter()
+            .filter_map(|(k, v)| Some((text_of(k)?, text_of(v)?)))
+            .collect(),
+        other => {
+            return Err(format!(
+                "needs a struct or map value (use JsonConverter or a schema), got {}",
+                other.schema_type().map_or("null", |t| t.json_name())
+            ));
+        }
+    };
+    if pairs.is_empty() {
+        return Err("the value has no non-null fields to write".into());
+    }
+    Ok(pairs)
+}
+
+fn score_of(value: &Value) -> Result<Vec<u8>, String> {
+    let score = match value {
+        Value::Float32(f) => f64::from(*f),
+        Value::Float64(f) => *f,
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("the ZSET score {s:?} is not a number"))?,
+        other => other
+            .as_i64()
+            .map(|i| i as f64)
+            .ok_or_else(|| "a ZSET record's value must be its score (a number)".to_owned())?,
+    };
+    if score.is_nan() {
+        return Err("the ZSET score is NaN".into());
+    }
+    Ok(score.to_string().into_bytes())
+}
+
+/// `redis.key.ttl` from the record's header, if it has one.
+fn header_ttl(record: &Record) -> Result<Option<i64>, String> {
+    let Some(header) = record.headers.iter().rev().find(|h| h.key == TTL_HEADER) else {
+        return Ok(None);
+    };
+    let value = header.value.value();
+    let ttl = match value {
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        other => other.as_i64(),
+    }
+    .ok_or_else(|| format!("header {TTL_HEADER} must be a number of seconds"))?;
+    Ok((ttl > 0).then_some(ttl))
+}
+
+/// Turns a batch into one pipeline. Records that cannot be written (no key where one is
+/// needed, a value of the wrong shape) become failures and send nothing.
+pub fn plan(records: &[Record], settings: &Settings) -> Plan {
+    let mut plan = Plan::default();
+    plan.pipeline.atomic(settings.multiexec);
+    for (index, record) in records.iter().enumerate() {
+        if let Err(message) = plan_record(&mut plan, index, record, settings) {
+            plan.fail(
+                index,
+                format!(
+                    "cannot be written as redis.type {}: {message}",
+                    settings.redis_type.name()
+                ),
+            );
+        }
+    }
+    if settings.wait_replicas > 0 && !plan.pipeline.is_empty() {
+        plan.pipeline.push(
+            Cmd::new("WAIT")
+                .arg(settings.wait_replicas.to_string())
+                .arg(settings.wait_timeout_ms.to_string()),
+        );
+        plan.owners.push(None);
+    }
+    plan
+}
+
+fn plan_record(
+    plan: &mut Plan,
+    index: usize,
+    record: &Record,
+    settings: &Settings,
+) -> Result<(), String> {
+    let keyspace = settings.keyspace.replace("${topic}", &record.topic);
+    let record_key = text_of(record.key.value());
+    let value = record.value.value();
+    let tombstone = value.is_null();
+    let ttl = header_ttl(record)?.or(settings.ttl);
+    let kind = settings.redis_type;
+    if kind.keyed() {
+        let member = record_key.ok_or("the record has no key")?;
+        let key = if keyspace.is_empty() {
+            member
+        } else {
+            let mut key = keyspace.into_bytes();
+            key.extend_from_slice(settings.separator.as_bytes());
+            key.extend_from_slice(&member);
+            key
+        };
+        if tombstone {
+            plan.push(index, Cmd::new("DEL").arg(&key));
+            return Ok(());
+        }
+        let write = match kind {
+            RedisType::String => Cmd::new("SET")
+                .arg(&key)
+                .arg(text_of(value).unwrap_or_default()),
+            RedisType::Json => Cmd::new("JSON.SET")
+                .arg(&key)
+                .arg("$")
+                .arg(text_of(value).unwrap_or_default()),
+            _ => {
+                let mut cmd = Cmd::new("HSET").arg(&key);
+                for (field, text) in fields_of(value)? {
+                    cmd.push_arg(field);
+                    cmd.push_arg(text);
+                }
+                cmd
+            }
+        };
+        plan.push(index, write);
+        if let Some(ttl) = ttl {
+            plan.push(index, Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
+        }
+        return Ok(());
+    }
+    let key = keyspace.into_bytes();
+    if kind == RedisType::Stream {
+        // The record key is not part of a stream entry; a tombstone has nothing to delete.
+        if !tombstone {
+            let mut cmd = Cmd::new("XADD").arg(&key).arg("*");
+            for (field, text) in fields_of(value)? {
+                cmd.push_arg(field);
+                cmd.push_arg(text);
+            }
+            plan.push(index, cmd);
+        }
+    } else {
+        let member = record_key.ok_or("the record has no key (the collection member)")?;
+        let cmd = match (kind, tombstone) {
+            (RedisType::List, false) => Cmd::new("RPUSH").arg(&key).arg(&member),
+            (RedisType::List, true) => Cmd::new("LREM").arg(&key).arg("0").arg(&member),
+            (RedisType::Set, false) => Cmd::new("SADD").arg(&key).arg(&member),
+            (RedisType::Set, true) => Cmd::new("SREM").arg(&key).arg(&member),
+            (_, false) => Cmd::new("ZADD")
+                .arg(&key)
+                .arg(score_of(value)?)
+                .arg(&member),
+            (_, true) => Cmd::new("ZREM").arg(&key).arg(&member),
+        };
+        plan.push(index, cmd);
+    }
+    if !tombstone && let Some(ttl) = ttl {
+        plan.push(index, Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct RedisSink {
+    settings: Settings,
+    redis: Connection,
+}
+
+impl Sink for RedisSink {
+    type Config = RedisSinkConfig;
+
+    fn metadata() -> Metadata {
+        Metadata::new(
+            "RedisSinkConnector",
+            env!("CARGO_PKG_VERSION"),
+            "Writes records into Redis strings, hashes, JSON documents, streams, lists, sets or sorted sets (Redis Kafka connector keys).",
+        )
+        .aliases(&["redis", "com.redis.kafka.connect.RedisSinkConnector"])
+    }
+
+    fn validate(config: &Config) -> Vec<ConfigIssue> {
+        config::validate(config)
+    }
+
+    fn open(config: RedisSinkConfig) -> Result<Self, PluginError> {
+        let settings = Settings::from_config(&config)?;
+        // Fail fast on an unreachable server or a bad URI.
+        let redis = redis::connect()?;
+        Ok(RedisSink { settings, redis })
+    }
+
+    fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
+        let mut plan = plan(&records, &self.settings);
+        if plan.pipeline.is_empty() {
+            return Ok(plan.failures);
+        }
+        let replies = self.redis.pipeline(&plan.pipeline)?;
+        let mut failed: Vec<usize> = plan.failures.iter().map(|f| f.index as usize).collect();
+        let owners = std::mem::take(&mut plan.owners);
+        for (reply, owner) in replies.iter().zip(&owners) {
+            match (reply, owner) {
+                (Reply::Error(e), Some(index)) if !failed.contains(index) => {
+                    failed.push(*index);
+                    plan.fail(*index, format!("Redis rejected its command: {e}"));
+                }
+                (Reply::Int(acked), None) if *acked < self.settings.wait_replicas => {
+                    return Err(PluginError::retriable(format!(
+                        "only {acked} of redis.wait.replicas={} replicas acknowledged the batch within {} ms",
+                        self.settings.wait_replicas, self.settings.wait_timeout_ms
+                    )));
+                }
+                (Reply::Error(e), None) => {
+                    return Err(PluginError::retriable(format!("WAIT failed: {e}")));
+                }
+                _ => {}
+            }
+        }
+        plan.failures.sort_by_key(|f| f.index);
+        Ok(plan.failures)
+    }
+}
+
+wasmconnect_sdk::export_sink!(RedisSink);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut config = Config::new();
+        for (k, v) in pairs {
+            config.set(*k, *v);
+        }
+        let typed = RedisSinkConfig::from_config(&config).expect("typed config");
+        Settings::from_config(&typed).expect("settings")
+    }
+
+    fn record(key: Option<&str>, value: Value) -> Record {
+        let mut r = Record::new("orders", Data::schemaless(value));
+        if let Some(k) = key {
+            r.key = Data::schemaless(Value::String(k.into()));
+        }
+        r.partition = Some(0);
+        r.offset = Some(7);
+        r
+    }
+
+    fn args(plan: &Plan) -> Vec<String> {
+        plan.pipeline
+            .commands()
+            .iter()
+            .map(|c| {
+                c.args()
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_one_pipeline_in_record_order() {
+        let s = settings(&[("redis.type", "STRING"), ("redis.key.ttl", "60")]);
+        let records: Vec<Record> = (0..500)
+            .map(|i| record(Some(&i.to_string()), Value::String(format!("v{i}"))))
+            .chain([record(Some("7"), Value::Null)])
+            .collect();
+        let plan = plan(&records, &s);
+        assert!(plan.failures.is_empty());
+        // SET + EXPIRE per record, then the tombstone's DEL last: one pipeline in all.
+        assert_eq!(plan.pipeline.len(), 1001);
+        let a = args(&plan);
+        assert_eq!(a[0], "SET orders:0 v0");
+        assert_eq!(a[1], "EXPIRE orders:0 60");
+        assert_eq!(a[1000], "DEL orders:7");
+        assert_eq!(plan.owners[1000], Some(500));
+    }
+
+    #[test]
+    fn collections_use_the_keyspace_and_members() {
+        let s = settings(&[("redis.type", "ZSET"), ("redis.keyspace", "scores")]);
+        let plan = plan(
+            &[
+                record(Some("alice"), Value::Int32(42)),
+                record(Some("bob"), Value::String("1.5".into())),
+                record(Some("alice"), Value::Null),
+                record(Some("eve"), Value::String("lots".into())),
+                record(None, Value::Int32(1)),
+            ],
+            &s,
+        );
+        assert_eq!(
+            args(&plan),
+            [
+                "ZADD scores 42 alice",
+                "ZADD scores 1.5 bob",
+                "ZREM scores alice"
+            ]
+        );
+        let failed: Vec<u32> = plan.failures.iter().map(|f| f.index).collect();
+        assert_eq!(failed, [3, 4]);
+        assert!(
+            plan.failures[0]
+                .message
+                .contains("\"lots\" is not a number")
+        );
+        assert!(
+            plan.failures[1]
+                .message
+                .contains("redis.type ZSET: the record has no key")
+        );
+    }
+
+    #[test]
+    fn hashes_and_streams_flatten_struct_fields_and_skip_nulls() {
+        let schema = Arc::new(
+            Schema::structure()
+                .named("order")
+                .field("id", Schema::new(SchemaType::Int64))
+                .field("note", Schema::new(SchemaType::String).optional())
+                .field("tags", Schema::array(Schema::new(SchemaType::String))),
+        );
+        let value = Struct::from_values(
+            schema.clone(),
+            vec![
+                Value::Int64(9),
+                Value::Null,
+                Value::Array(vec![Value::String("a".into())]),
+            ],
+        )
+        .expect("struct");
+        let mut r = record(Some("9"), Value::Null);
+        r.value = Data::new(schema, Value::Struct(value));
+        let hash = plan(
+            std::slice::from_ref(&r),
+            &settings(&[("redis.type", "HASH")]),
+        );
+        assert_eq!(args(&hash), [r#"HSET orders:9 id 9 tags ["a"]"#]);
+        let stream = plan(&[r], &settings(&[("redis.type", "STREAM")]));
+        assert_eq!(args(&stream), [r#"XADD orders * id 9 tags ["a"]"#]);
+    }
+
+    #[test]
+    fn multiexec_wait_and_header_ttl() {
+        let s = settings(&[
+            ("redis.type", "SET"),
+            ("redis.multiexec", "true"),
+            ("redis.wait.replicas", "1"),
+        ]);
+        let mut r = record(Some("m"), Value::Boolean(true));
+        r.headers.push(Header {
+            key: TTL_HEADER.into(),
+            value: Data::schemaless(Value::String("30".into())),
+        });
+        let plan = plan(&[r], &s);
+        assert!(plan.pipeline.is_atomic());
+        assert_eq!(
+            args(&plan),
+            ["SADD orders m", "EXPIRE orders 30", "WAIT 1 1000"]
+        );
+        assert_eq!(plan.owners, [Some(0), Some(0), None]);
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let mut config = Config::new();
+        config.set("redis.type", "LIST");
+        config.set("redis.keyspace", "");
+        config.set("redis.key.ttl", "0");
+        let keys: Vec<String> = config::validate(&config)
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["redis.keyspace", "redis.key.ttl"]);
+        let mut config = Config::new();
+        config.set("redis.type", "TIMESERIES");
+        let issues = config::validate(&config);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].key, "redis.type");
+    }
+}

@@ -1,0 +1,276 @@
+//! The `redis` host capability: a connection that the worker opens from the connector's own
+//! config (`redis.uri`, or `redis.host`, `redis.port`, `redis.username`, `redis.password`,
+//! `redis.database`, `redis.tls`).
+//!
+//! A plugin that uses this module imports `wasmconnect:plugin/redis`; nothing else can reach
+//! Redis. Outside the worker (native unit tests), [`connect`] answers [`RedisError::Denied`].
+//!
+//! ```no_run
+//! use wasmconnect_sdk::redis::{self, Cmd, Pipeline, Reply};
+//!
+//! # fn main() -> Result<(), redis::RedisError> {
+//! let redis = redis::connect()?;
+//! let mut pipe = Pipeline::new();
+//! pipe.push(Cmd::new("SET").arg("user:1").arg("alice"));
+//! pipe.push(Cmd::new("EXPIRE").arg("user:1").arg("60"));
+//! for reply in redis.pipeline(&pipe)? {
+//!     if let Reply::Error(e) = reply {
+//!         eprintln!("rejected: {e}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::data::PluginError;
+
+/// One command: its name and arguments, as bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    args: Vec<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new(name: &str) -> Cmd {
+        Cmd {
+            args: vec![name.as_bytes().to_vec()],
+        }
+    }
+
+    /// Appends an argument. Numbers go as their decimal text, as Redis expects.
+    #[must_use]
+    pub fn arg(mut self, arg: impl AsRef<[u8]>) -> Cmd {
+        self.args.push(arg.as_ref().to_vec());
+        self
+    }
+
+    pub fn push_arg(&mut self, arg: impl AsRef<[u8]>) {
+        self.args.push(arg.as_ref().to_vec());
+    }
+
+    /// The command's name.
+    pub fn name(&self) -> &[u8] {
+        &self.args[0]
+    }
+
+    pub fn args(&self) -> &[Vec<u8>] {
+        &self.args
+    }
+}
+
+/// Commands sent in one round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pipeline {
+    commands: Vec<Cmd>,
+    atomic: bool,
+}
+
+impl Pipeline {
+    pub fn new() -> Pipeline {
+        Pipeline::default()
+    }
+
+    /// Runs the commands inside MULTI/EXEC.
+    pub fn atomic(&mut self, atomic: bool) -> &mut Pipeline {
+        self.atomic = atomic;
+        self
+    }
+
+    pub fn push(&mut self, cmd: Cmd) -> &mut Pipeline {
+        self.commands.push(cmd);
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    pub fn commands(&self) -> &[Cmd] {
+        &self.commands
+    }
+
+    pub fn is_atomic(&self) -> bool {
+        self.atomic
+    }
+}
+
+/// The reply to one command. Elements of an [`Reply::Array`] are never arrays themselves:
+/// deeper levels arrive as [`Reply::Data`] holding their JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Data(Vec<u8>),
+    Status(String),
+    Double(f64),
+    /// The server rejected this command; in a pipeline the others still ran.
+    Error(String),
+    Array(Vec<Reply>),
+}
+
+/// Why a call failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisError {
+    /// The server could not be reached, the connection broke or a reply timed out: worth
+    /// retrying. Some commands of a pipeline may have run.
+    Transient(String),
+    /// The request as a whole was rejected (an aborted MULTI/EXEC, an empty command).
+    Command(String),
+    /// No Redis for this connector (a bad `redis.uri`, a host the worker does not allow),
+    /// or a call outside a running task.
+    Denied(String),
+}
+
+impl RedisError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RedisError::Transient(_))
+    }
+}
+
+impl std::fmt::Display for RedisError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisError::Transient(m) => write!(f, "Redis unavailable: {m}"),
+            RedisError::Command(m) => write!(f, "Redis error: {m}"),
+            RedisError::Denied(m) => write!(f, "no Redis: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RedisError {}
+
+impl From<RedisError> for PluginError {
+    fn from(err: RedisError) -> PluginError {
+        match err {
+            RedisError::Transient(_) => PluginError::retriable(err.to_string()),
+            RedisError::Command(_) => PluginError::fatal(err.to_string()),
+            RedisError::Denied(_) => PluginError::config(err.to_string()),
+        }
+    }
+}
+
+/// Opens (or reuses) the task's connection from its connector config.
+///
+/// # Errors
+/// [`RedisError::Transient`] when the server cannot be reached, [`RedisError::Denied`]
+/// with an unusable config or outside the worker.
+pub fn connect() -> Result<Connection, RedisError> {
+    imp::connect().map(|inner| Connection { inner })
+}
+
+/// A task's Redis connection.
+#[derive(Debug)]
+pub struct Connection {
+    inner: imp::Connection,
+}
+
+impl Connection {
+    /// Sends one command and waits for its reply; a server error is [`Reply::Error`].
+    ///
+    /// # Errors
+    /// The connection's failure.
+    pub fn command(&self, cmd: &Cmd) -> Result<Reply, RedisError> {
+        self.inner.command(cmd)
+    }
+
+    /// Sends every command of `pipe` in one round trip; one reply per command, in order.
+    ///
+    /// # Errors
+    /// The connection's failure, or an aborted MULTI/EXEC.
+    pub fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, RedisError> {
+        if pipe.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.pipeline(pipe)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use super::{Cmd, Pipeline, RedisError, Reply};
+    use crate::__guest::wasmconnect::plugin::redis as wit;
+
+    pub fn connect() -> Result<Connection, RedisError> {
+        wit::connect().map(Connection).map_err(error)
+    }
+
+    fn error(e: wit::RedisError) -> RedisError {
+        match e {
+            wit::RedisError::Transient(m) => RedisError::Transient(m),
+            wit::RedisError::Command(m) => RedisError::Command(m),
+            wit::RedisError::Denied(m) => RedisError::Denied(m),
+        }
+    }
+
+    fn item(i: wit::ReplyItem) -> Reply {
+        match i {
+            wit::ReplyItem::Nil => Reply::Nil,
+            wit::ReplyItem::Int(v) => Reply::Int(v),
+            wit::ReplyItem::Data(d) => Reply::Data(d),
+            wit::ReplyItem::Status(s) => Reply::Status(s),
+            wit::ReplyItem::Double(d) => Reply::Double(d),
+            wit::ReplyItem::Error(e) => Reply::Error(e),
+        }
+    }
+
+    fn reply(r: wit::Reply) -> Reply {
+        match r {
+            wit::Reply::Nil => Reply::Nil,
+            wit::Reply::Int(v) => Reply::Int(v),
+            wit::Reply::Data(d) => Reply::Data(d),
+            wit::Reply::Status(s) => Reply::Status(s),
+            wit::Reply::Double(d) => Reply::Double(d),
+            wit::Reply::Error(e) => Reply::Error(e),
+            wit::Reply::Array(items) => Reply::Array(items.into_iter().map(item).collect()),
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Connection(wit::Connection);
+
+    impl Connection {
+        pub fn command(&self, cmd: &Cmd) -> Result<Reply, RedisError> {
+            self.0.command(cmd.args()).map(reply).map_err(error)
+        }
+
+        pub fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, RedisError> {
+            let commands: Vec<Vec<Vec<u8>>> =
+                pipe.commands().iter().map(|c| c.args().to_vec()).collect();
+            self.0
+                .pipeline(&commands, pipe.is_atomic())
+                .map(|replies| replies.into_iter().map(reply).collect())
+                .map_err(error)
+        }
+    }
+}
+
+/// Outside the worker there is no Redis: `connect` is denied, so a connection never exists.
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::{Cmd, Pipeline, RedisError, Reply};
+
+    #[derive(Debug)]
+    pub enum Never {}
+
+    pub fn connect() -> Result<Connection, RedisError> {
+        Err(RedisError::Denied(
+            "the redis capability exists only inside the wasmconnect worker".into(),
+        ))
+    }
+
+    #[derive(Debug)]
+    pub struct Connection(Never);
+
+    impl Connection {
+        pub fn command(&self, _: &Cmd) -> Result<Reply, RedisError> {
+            match self.0 {}
+        }
+        pub fn pipeline(&self, _: &Pipeline) -> Result<Vec<Reply>, RedisError> {
+            match self.0 {}
+        }
+    }
+}

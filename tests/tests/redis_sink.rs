@@ -1,0 +1,366 @@
+//! The Redis sink end to end: records produced to a real Kafka-protocol broker
+//! (`KAFKA_BOOTSTRAP`, Tansu under `make test`), a `wasmconnect` worker process with the
+//! `RedisSinkConnector` plugin, and the keys read back from the machine's real Redis
+//! (`REDIS_URL` overrides where it is).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use redis::Commands;
+use serde_json::{Value, json};
+use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime};
+use wasmconnect_e2e::{RestWorker, unique, wait_for};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+fn redis() -> redis::Connection {
+    redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("Redis reachable (scripts/services.sh starts it)")
+}
+
+fn sink(topic: &str, redis_type: &str, extra: Value) -> Value {
+    let mut config = json!({
+        "connector.class": "com.redis.kafka.connect.RedisSinkConnector",
+        "topics": topic,
+        "redis.uri": redis_url(),
+        "redis.type": redis_type,
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+    });
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    config
+}
+
+fn kv(key: impl ToString, value: Option<&str>) -> (String, Option<String>) {
+    (key.to_string(), value.map(str::to_owned))
+}
+
+fn wait_redis(worker: &RestWorker, connectors: &[&str], what: &str, check: impl FnMut() -> bool) {
+    wait_for(what, Duration::from_secs(90), check, || {
+        connectors
+            .iter()
+            .map(|c| format!("{c}: {}", worker.status(c)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+}
+
+#[test]
+fn every_type_keeps_record_order_tombstones_and_ttl() {
+    let rt = runtime();
+    let mut r = redis();
+    let topics: BTreeMap<&str, String> = ["string", "hash", "stream", "list", "set", "zset"]
+        .into_iter()
+        .map(|t| (t, unique(&format!("redis-{t}"))))
+        .collect();
+    for topic in topics.values() {
+        rt.block_on(create_topic(topic));
+    }
+
+    // STRING: 100 keys; a write then a tombstone in the same batch leaves the key absent,
+    // a tombstone then a write leaves it present.
+    let mut strings: Vec<_> = (0..100).map(|i| kv(i, Some(&format!("v{i}")))).collect();
+    strings.extend([
+        kv(5, None),
+        kv(6, None),
+        kv(6, Some("again")),
+        kv(200, Some("late")),
+        kv(200, None),
+    ]);
+    rt.block_on(produce(&topics["string"], &strings));
+    // HASH from schemaless JSON objects, inside MULTI/EXEC.
+    let hashes = [
+        kv(
+            1,
+            Some(r#"{"id": 1, "name": "alice", "tags": ["a", "b"], "gone": null}"#),
+        ),
+        kv(2, Some(r#"{"id": 2, "name": "bob"}"#)),
+        kv(2, None),
+        kv(3, Some(r#"{"id": 3, "name": "carol"}"#)),
+    ];
+    rt.block_on(produce(&topics["hash"], &hashes));
+    // STREAM from Connect structs (JsonConverter with schemas).
+    let envelope = |id: i64| {
+        json!({"schema": {"type": "struct", "optional": false, "name": "event", "fields": [
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "bytes", "optional": false, "name": "org.apache.kafka.connect.data.Decimal", "version": 1, "parameters": {"scale": "2"}, "field": "amount"},
+        ]}, "payload": {"id": id, "amount": "BNI="}})
+        .to_string()
+    };
+    let events: Vec<_> = (0..20).map(|i| kv(i, Some(&envelope(i)))).collect();
+    rt.block_on(produce(&topics["stream"], &events));
+    // Collections: the record key is the member; a tombstone removes it.
+    rt.block_on(produce(
+        &topics["list"],
+        &[
+            kv("a", Some("x")),
+            kv("b", Some("x")),
+            kv("a", Some("x")),
+            kv("a", None),
+        ],
+    ));
+    rt.block_on(produce(
+        &topics["set"],
+        &[
+            kv("x", Some("1")),
+            kv("y", Some("1")),
+            kv("x", None),
+            kv("z", Some("1")),
+        ],
+    ));
+    rt.block_on(produce(
+        &topics["zset"],
+        &[
+            kv("alice", Some("10")),
+            kv("bob", Some("2.5")),
+            kv("alice", None),
+            kv("carol", Some("-1")),
+        ],
+    ));
+
+    let worker = RestWorker::start(&bootstrap(), "");
+    let names: BTreeMap<&str, String> = topics
+        .keys()
+        .map(|t| (*t, unique(&format!("redis-sink-{t}"))))
+        .collect();
+    let json_values = json!({
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    });
+    worker.create(
+        &names["string"],
+        sink(&topics["string"], "STRING", json!({"redis.key.ttl": "300"})),
+    );
+    let mut hash_extra = json_values.clone();
+    hash_extra["redis.multiexec"] = json!("true");
+    hash_extra["redis.keyspace"] = json!("users");
+    hash_extra["redis.separator"] = json!("/");
+    worker.create(&names["hash"], sink(&topics["hash"], "HASH", hash_extra));
+    worker.create(
+        &names["stream"],
+        sink(
+            &topics["stream"],
+            "STREAM",
+            json!({
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "true",
+            }),
+        ),
+    );
+    worker.create(&names["list"], sink(&topics["list"], "LIST", json!({})));
+    worker.create(
+        &names["set"],
+        sink(
+            &topics["set"],
+            "SET",
+            json!({"redis.keyspace": "set:${topic}"}),
+        ),
+    );
+    worker.create(&names["zset"], sink(&topics["zset"], "ZSET", json_values));
+    let all: Vec<&str> = names.values().map(String::as_str).collect();
+
+    let t = &topics["string"];
+    wait_redis(&worker, &all, "the STRING keys", || {
+        let present: Vec<Option<String>> = (0..100)
+            .map(|i| r.get(format!("{t}:{i}")).unwrap_or(None))
+            .collect();
+        present
+            .iter()
+            .enumerate()
+            .all(|(i, v)| (i == 5) == v.is_none())
+    });
+    let v: Option<String> = r.get(format!("{t}:6")).expect("redis");
+    assert_eq!(v.as_deref(), Some("again"));
+    let v: Option<String> = r.get(format!("{t}:42")).expect("redis");
+    assert_eq!(v.as_deref(), Some("v42"));
+    let late: bool = r.exists(format!("{t}:200")).expect("redis");
+    assert!(
+        !late,
+        "a write then its tombstone in one batch leaves no key"
+    );
+    let ttl: i64 = r.ttl(format!("{t}:42")).expect("redis");
+    assert!((1..=300).contains(&ttl), "redis.key.ttl applied: {ttl}");
+
+    wait_redis(&worker, &all, "the HASH keys", || {
+        r.exists::<_, bool>("users/3").unwrap_or(false)
+    });
+    let alice: BTreeMap<String, String> = r.hgetall("users/1").expect("redis");
+    assert_eq!(
+        alice,
+        BTreeMap::from([
+            ("id".to_owned(), "1".to_owned()),
+            ("name".to_owned(), "alice".to_owned()),
+            ("tags".to_owned(), r#"["a","b"]"#.to_owned()),
+        ])
+    );
+    assert!(
+        !r.exists::<_, bool>("users/2").expect("redis"),
+        "tombstone deleted users/2"
+    );
+
+    let s = &topics["stream"];
+    wait_redis(&worker, &all, "20 stream entries", || {
+        r.xlen::<_, i64>(s).unwrap_or(0) >= 20
+    });
+    assert_eq!(r.xlen::<_, i64>(s).expect("XLEN"), 20);
+    let first: redis::Value = redis::cmd("XRANGE")
+        .arg(s)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut r)
+        .expect("redis");
+    let text = format!("{first:?}");
+    assert!(
+        text.contains("amount") && text.contains("12.34"),
+        "decimal field as text: {text}"
+    );
+
+    let l = &topics["list"];
+    wait_redis(&worker, &all, "the LIST", || {
+        r.lrange::<_, Vec<String>>(l, 0, -1).unwrap_or_default() == ["b"]
+    });
+    let set_key = format!("set:{}", topics["set"]);
+    wait_redis(&worker, &all, "the SET", || {
+        r.smembers::<_, BTreeSet<String>>(&set_key)
+            .unwrap_or_default()
+            == BTreeSet::from(["y".to_owned(), "z".to_owned()])
+    });
+    let z = &topics["zset"];
+    wait_redis(&worker, &all, "the ZSET", || {
+        r.zcard::<_, i64>(z).unwrap_or(0) == 2
+    });
+    let scores: Vec<(String, f64)> = r.zrange_withscores(z, 0, -1).expect("redis");
+    assert_eq!(
+        scores,
+        [("carol".to_owned(), -1.0), ("bob".to_owned(), 2.5)]
+    );
+    for name in &all {
+        let (state, trace) = worker.task_state(name);
+        assert_eq!(state, "RUNNING", "{name}: {trace}");
+    }
+
+    // Tidy up the keys this test wrote.
+    let mut keys: Vec<String> = (0..201).map(|i| format!("{t}:{i}")).collect();
+    keys.extend([
+        "users/1".into(),
+        "users/3".into(),
+        s.clone(),
+        l.clone(),
+        set_key,
+        z.clone(),
+    ]);
+    let _: i64 = r.del(keys).expect("redis");
+}
+
+#[test]
+fn a_record_redis_cannot_take_fails_the_task_with_a_clear_trace() {
+    let rt = runtime();
+    let mut r = redis();
+    let topic = unique("redis-bad");
+    rt.block_on(create_topic(&topic));
+    // A key that already holds a string cannot take HSET: Redis answers WRONGTYPE.
+    let _: () = r.set(format!("{topic}:1"), "a string").expect("redis");
+    rt.block_on(produce(&topic, &[kv(1, Some(r#"{"id": 1}"#))]));
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("redis-wrongtype");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            "HASH",
+            json!({
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "false",
+            }),
+        ),
+    );
+    let trace = worker.wait_task_failed(&name);
+    assert!(
+        trace.contains("WRONGTYPE") && trace.contains("offset 0"),
+        "{trace}"
+    );
+    let _: i64 = r.del(format!("{topic}:1")).expect("redis");
+}
+
+/// JSON needs the RedisJSON module: with it the document is stored, without it (Debian's
+/// Redis) the record fails with Redis' own "unknown command" in the task's trace.
+#[test]
+fn json_documents_need_the_redisjson_module() {
+    let rt = runtime();
+    let mut r = redis();
+    let modules: redis::Value = redis::cmd("MODULE")
+        .arg("LIST")
+        .query(&mut r)
+        .expect("redis");
+    let has_json = format!("{modules:?}").to_ascii_lowercase().contains("json");
+    let topic = unique("redis-json");
+    rt.block_on(create_topic(&topic));
+    rt.block_on(produce(
+        &topic,
+        &[kv(1, Some(r#"{"id": 1, "tags": ["a"]}"#))],
+    ));
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("redis-json");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            "JSON",
+            json!({
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "false",
+            }),
+        ),
+    );
+    let key = format!("{topic}:1");
+    if has_json {
+        wait_redis(&worker, &[&name], "the JSON document", || {
+            r.exists::<_, bool>(&key).unwrap_or(false)
+        });
+        let doc: String = redis::cmd("JSON.GET")
+            .arg(&key)
+            .query(&mut r)
+            .expect("redis");
+        assert_eq!(doc, r#"{"id":1,"tags":["a"]}"#);
+        let _: i64 = r.del(&key).expect("redis");
+    } else {
+        let trace = worker.wait_task_failed(&name);
+        assert!(
+            trace.contains("unknown command") && trace.contains("JSON.SET"),
+            "{trace}"
+        );
+    }
+}
+
+#[test]
+fn invalid_configs_are_rejected_with_the_key_named() {
+    let worker = RestWorker::start(&bootstrap(), "");
+    for (config, key) in [
+        (
+            json!({"connector.class": "RedisSinkConnector", "topics": "t", "redis.type": "LIST", "redis.keyspace": ""}),
+            "redis.keyspace",
+        ),
+        (
+            json!({"connector.class": "RedisSinkConnector", "topics": "t", "redis.type": "TIMESERIES"}),
+            "redis.type",
+        ),
+    ] {
+        let (status, body) = wasmconnect_e2e::rest(
+            worker.port,
+            "POST",
+            "/connectors",
+            Some(&json!({"name": unique("bad-redis"), "config": config})),
+        );
+        assert_eq!(status, 400, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json error");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(key), "{message} names {key}");
+    }
+}
