@@ -5,7 +5,7 @@ PLUGIN_DIR := target/plugins
 TEST_PLUGIN_DIR := target/test-plugins
 WASM_TARGET := wasm32-wasip2
 # Plugins shipped in plugin.path, and guest fixtures used only by tests and benchmarks.
-PLUGINS := datagen file-sink jdbc-sink redis-sink
+PLUGINS := datagen file-sink jdbc-sink jdbc-source redis-sink
 TEST_PLUGINS := test-faults identity-transform
 
 .PHONY: build plugins test-plugins demo test bench fmt lint

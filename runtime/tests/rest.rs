@@ -368,6 +368,19 @@ async fn connector_lifecycle() {
     );
     assert_eq!(rest.get("/connectors/nope/topics").await.0, 404);
 
+    // Offsets are served for source connectors (tests/tests/jdbc_source.rs); a sink's are
+    // its consumer group's.
+    let (code, body) = rest.get("/connectors/s1/offsets").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("connect-s1"),
+        "{body}"
+    );
+    assert_eq!(rest.get("/connectors/nope/offsets").await.0, 404);
+
     // Delete.
     assert_eq!(rest.call("DELETE", "/connectors/s1", None).await.0, 204);
     assert_eq!(rest.call("DELETE", "/connectors/s1", None).await.0, 404);

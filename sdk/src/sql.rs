@@ -32,6 +32,52 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// `name` as a quoted identifier: backticks on MySQL and MariaDB, double quotes
+    /// elsewhere, the quote character doubled inside, so no name can break out.
+    pub fn quote_identifier(self, name: &str) -> String {
+        let q = if matches!(self, Dialect::MySql | Dialect::MariaDb) {
+            '`'
+        } else {
+            '"'
+        };
+        let mut out = String::with_capacity(name.len() + 2);
+        out.push(q);
+        for c in name.chars() {
+            if c == q {
+                out.push(q);
+            }
+            out.push(c);
+        }
+        out.push(q);
+        out
+    }
+}
+
+/// `db.timezone`: parses `UTC`, `Z`, `GMT`, `+02:00`, `-0530`, `UTC+1` into seconds east of UTC.
+pub fn parse_zone_offset(zone: &str) -> Option<i64> {
+    let z = zone.trim();
+    let rest = ["UTC", "GMT", "Z", "Etc/UTC"]
+        .iter()
+        .find_map(|p| z.strip_prefix(p))
+        .unwrap_or(z);
+    if rest.is_empty() {
+        return Some(0);
+    }
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (h, m) = match digits.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if digits.len() == 4 => digits.split_at(2),
+        None => (digits, "0"),
+    };
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 18 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
 /// A bound parameter or a column value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {

@@ -173,9 +173,19 @@ impl RestWorker {
             ),
         )
         .expect("worker.properties");
+        let mut worker = RestWorker {
+            port,
+            dir,
+            worker: Worker(None),
+        };
+        worker.spawn();
+        worker
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new(binary())
             .arg("standalone")
-            .arg(&config)
+            .arg(self.dir.path().join("worker.properties"))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -184,14 +194,22 @@ impl RestWorker {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .expect("worker process starts");
-        let worker = Worker(Some(child));
+        self.worker = Worker(Some(child));
+        let port = self.port;
         wait_for(
             "the REST API",
             Duration::from_secs(60),
             || rest(port, "GET", "/", None).0 == 200,
             || "no answer on GET /".into(),
         );
-        RestWorker { port, dir, worker }
+    }
+
+    /// Stops the worker with SIGTERM (it must exit cleanly) and starts it again with the
+    /// same config and offsets file. Connectors created through REST must be created again,
+    /// as with Kafka Connect's standalone mode.
+    pub fn restart(&mut self) {
+        stop_gracefully(std::mem::replace(&mut self.worker, Worker(None)));
+        self.spawn();
     }
 
     /// Creates a connector; panics with the worker's answer unless it is 201.
@@ -203,6 +221,19 @@ impl RestWorker {
             Some(&serde_json::json!({"name": name, "config": config})),
         );
         assert_eq!(status, 201, "creating {name}: {body}");
+    }
+
+    /// Creates a connector that must be refused with 400; returns the error message.
+    pub fn create_refused(&self, config: serde_json::Value) -> String {
+        let (status, body) = rest(
+            self.port,
+            "POST",
+            "/connectors",
+            Some(&serde_json::json!({"name": unique("refused"), "config": config})),
+        );
+        assert_eq!(status, 400, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        body["message"].as_str().unwrap_or_default().to_owned()
     }
 
     /// The connector's status document.
@@ -245,6 +276,8 @@ pub mod kafka {
     use rdkafka::ClientConfig;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     /// The broker at `KAFKA_BOOTSTRAP` (`make test` starts Tansu and sets it).
@@ -299,5 +332,61 @@ pub mod kafka {
         for send in sends {
             send.await.map_err(|(e, _)| e).expect("delivered");
         }
+    }
+
+    /// Reads `topic` from the start until `count` records arrived or `timeout` passed;
+    /// returns `(key, value)` pairs as text.
+    pub fn consume(
+        topic: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(Option<String>, Option<String>)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", crate::unique("e2e-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < count && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                out.push((text(m.key()), text(m.payload())));
+            }
+        }
+        out
+    }
+}
+
+/// The machine's real databases (`scripts/services.sh` starts them).
+pub mod db {
+    pub const DATABASE: &str = "wasmconnect_test";
+
+    pub fn mysql_server() -> String {
+        std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+    }
+
+    pub fn postgres_url() -> String {
+        std::env::var("POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// The test database on the MariaDB server, created when missing.
+    pub fn mysql_database(rt: &tokio::runtime::Runtime) -> sqlx::MySqlPool {
+        let server = rt
+            .block_on(sqlx::MySqlPool::connect(&mysql_server()))
+            .expect("MariaDB reachable (scripts/services.sh starts it)");
+        rt.block_on(
+            sqlx::query(&format!("CREATE DATABASE IF NOT EXISTS {DATABASE}")).execute(&server),
+        )
+        .expect("database");
+        rt.block_on(sqlx::MySqlPool::connect(&format!(
+            "{}/{DATABASE}",
+            mysql_server()
+        )))
+        .expect("test database")
     }
 }

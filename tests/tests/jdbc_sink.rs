@@ -5,35 +5,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
+use wasmconnect_e2e::db::{DATABASE, mysql_database, postgres_url};
 use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime};
 use wasmconnect_e2e::{RestWorker, unique, wait_for};
-
-const DATABASE: &str = "wasmconnect_test";
-
-fn mysql_server() -> String {
-    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-fn postgres_url() -> String {
-    std::env::var("POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// The test database on the MariaDB server, created when missing.
-fn mysql_database(rt: &tokio::runtime::Runtime) -> sqlx::MySqlPool {
-    let server = rt
-        .block_on(sqlx::MySqlPool::connect(&mysql_server()))
-        .expect("MariaDB reachable (scripts/services.sh starts it)");
-    rt.block_on(sqlx::query(&format!("CREATE DATABASE IF NOT EXISTS {DATABASE}")).execute(&server))
-        .expect("database");
-    rt.block_on(sqlx::MySqlPool::connect(&format!(
-        "{}/{DATABASE}",
-        mysql_server()
-    )))
-    .expect("test database")
-}
 
 /// A user row as Kafka Connect's JsonConverter writes it: a struct with logical types and a
 /// field whose name tries to break out of the quoting.
@@ -303,19 +279,11 @@ fn missing_table_without_auto_create_fails_the_task_with_a_clear_trace() {
 #[test]
 fn invalid_configs_are_rejected_with_the_key_named() {
     let worker = RestWorker::start(&bootstrap(), "");
-    let (status, body) = wasmconnect_e2e::rest(
-        worker.port,
-        "POST",
-        "/connectors",
-        Some(&json!({"name": "bad-jdbc", "config": {
-            "connector.class": "JdbcSinkConnector",
-            "topics": "t",
-            "connection.url": "jdbc:mysql://127.0.0.1/test",
-            "insert.mode": "upsert",
-        }})),
-    );
-    assert_eq!(status, 400, "{body}");
-    let body: Value = serde_json::from_str(&body).expect("json error");
-    let message = body["message"].as_str().unwrap_or_default();
+    let message = worker.create_refused(json!({
+        "connector.class": "JdbcSinkConnector",
+        "topics": "t",
+        "connection.url": "jdbc:mysql://127.0.0.1/test",
+        "insert.mode": "upsert",
+    }));
     assert!(message.contains("pk.mode"), "{message}");
 }

@@ -119,30 +119,6 @@ pub struct Settings {
     pub replace_null_with_default: bool,
 }
 
-/// Parses `UTC`, `Z`, `GMT`, `+02:00`, `-0530`, `UTC+1` into seconds east of UTC.
-pub fn parse_offset(zone: &str) -> Option<i64> {
-    let z = zone.trim();
-    let rest = ["UTC", "GMT", "Z", "Etc/UTC"]
-        .iter()
-        .find_map(|p| z.strip_prefix(p))
-        .unwrap_or(z);
-    if rest.is_empty() {
-        return Some(0);
-    }
-    let (sign, digits) = match rest.as_bytes().first()? {
-        b'+' => (1, &rest[1..]),
-        b'-' => (-1, &rest[1..]),
-        _ => return None,
-    };
-    let (h, m) = match digits.split_once(':') {
-        Some((h, m)) => (h, m),
-        None if digits.len() == 4 => digits.split_at(2),
-        None => (digits, "0"),
-    };
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 18 && m < 60).then_some(sign * (h * 3600 + m * 60))
-}
-
 impl Settings {
     /// # Errors
     /// Every problem, by key.
@@ -193,7 +169,7 @@ impl Settings {
                 issues.push(ConfigIssue::new(key, "must not be negative"));
             }
         }
-        let tz_offset_secs = parse_offset(&c.db_timezone).unwrap_or_else(|| {
+        let tz_offset_secs = wasmconnect_sdk::sql::parse_zone_offset(&c.db_timezone).unwrap_or_else(|| {
             issues.push(ConfigIssue::new(
                 "db.timezone",
                 format!(

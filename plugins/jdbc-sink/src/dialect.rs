@@ -95,10 +95,6 @@ fn is_plain_identifier(name: &str) -> bool {
 }
 
 impl Sql {
-    fn is_mysql(self) -> bool {
-        matches!(self.dialect, Dialect::MySql | Dialect::MariaDb)
-    }
-
     /// A quoted identifier.
     ///
     /// # Errors
@@ -116,17 +112,7 @@ impl Sql {
                 ))
             };
         }
-        let q = if self.is_mysql() { '`' } else { '"' };
-        let mut out = String::with_capacity(name.len() + 2);
-        out.push(q);
-        for c in name.chars() {
-            if c == q {
-                out.push(q);
-            }
-            out.push(c);
-        }
-        out.push(q);
-        Ok(out)
+        Ok(self.dialect.quote_identifier(name))
     }
 
     /// # Errors

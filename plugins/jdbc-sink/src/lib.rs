@@ -531,11 +531,20 @@ mod tests {
 
     #[test]
     fn offsets_parse() {
-        assert_eq!(config::parse_offset("UTC"), Some(0));
-        assert_eq!(config::parse_offset("+02:00"), Some(7200));
-        assert_eq!(config::parse_offset("-0530"), Some(-19_800));
-        assert_eq!(config::parse_offset("UTC+1"), Some(3600));
-        assert_eq!(config::parse_offset("Europe/Paris"), None);
+        assert_eq!(wasmconnect_sdk::sql::parse_zone_offset("UTC"), Some(0));
+        assert_eq!(
+            wasmconnect_sdk::sql::parse_zone_offset("+02:00"),
+            Some(7200)
+        );
+        assert_eq!(
+            wasmconnect_sdk::sql::parse_zone_offset("-0530"),
+            Some(-19_800)
+        );
+        assert_eq!(wasmconnect_sdk::sql::parse_zone_offset("UTC+1"), Some(3600));
+        assert_eq!(
+            wasmconnect_sdk::sql::parse_zone_offset("Europe/Paris"),
+            None
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wasmconnect_sdk::PluginKind;
+use wasmconnect_sdk::data::SourcePosition;
 
 use super::validate::{self, ConfigInfos};
 use super::{ConnectorInfo, ConnectorStatus, HerderError, TargetState, TaskInfo};
@@ -426,6 +427,23 @@ impl Herder {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(topics.iter().cloned().collect())
+    }
+
+    /// The stored source offsets of a source connector (`GET /connectors/{name}/offsets`),
+    /// as `{"partition": ..., "offset": ...}` pairs.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist; 400 for a sink connector, whose offsets are
+    /// its consumer group's (`connect-<name>`), not served here yet.
+    pub async fn source_offsets(&self, name: &str) -> Result<Vec<SourcePosition>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors.get(name).ok_or_else(|| not_found(name))?;
+        if c.plugin.kind != PluginKind::Source {
+            return Err(HerderError::BadRequest(format!(
+                "{name} is a sink connector: read its consumer group connect-{name} for its offsets"
+            )));
+        }
+        Ok(self.worker.offsets.positions(name))
     }
 
     /// # Errors

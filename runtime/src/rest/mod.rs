@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
             "/connectors/{name}/tasks/{task}/restart",
             post(restart_task),
         )
+        .route("/connectors/{name}/offsets", get(connector_offsets))
         .route("/connectors/{name}/topics", get(connector_topics))
         .route("/connectors/{name}/topics/reset", put(reset_topics))
         .route("/connector-plugins", get(list_plugins))
@@ -360,6 +361,22 @@ async fn restart_task(
 async fn connector_topics(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
     let topics = state.herder.topics(&name).await?;
     ok(json!({ name: {"topics": topics} }))
+}
+
+async fn connector_offsets(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let offsets: Vec<Json> = state
+        .herder
+        .source_offsets(&name)
+        .await?
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": crate::herder::offsets::map_to_json(&p.partition),
+                "offset": crate::herder::offsets::map_to_json(&p.offset),
+            })
+        })
+        .collect();
+    ok(json!({ "offsets": offsets }))
 }
 
 async fn reset_topics(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
