@@ -183,7 +183,7 @@ fn describe(
             &[schema_param, table_param],
         )?,
         Dialect::Sqlite => db.query(
-            "SELECT name, type, \"notnull\" = 0, NULL, pk > 0, pk > 0 AND upper(type) = 'INTEGER' FROM pragma_table_info(?)",
+            "SELECT name, type, \"notnull\" = 0 AND pk = 0, NULL, pk > 0, pk > 0 AND upper(type) = 'INTEGER' FROM pragma_table_info(?)",
             &[table_param],
         )?,
     };
