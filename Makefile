@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip2
 PLUGINS := datagen file-sink jdbc-sink jdbc-source redis-sink
 TEST_PLUGINS := test-faults identity-transform
 
-.PHONY: build plugins test-plugins demo test bench fmt lint
+.PHONY: build plugins test-plugins demo test bench bench-connectors fmt lint
 
 build: plugins
 	$(CARGO) build --release -p wasmconnect
@@ -33,6 +33,13 @@ test:
 
 bench: plugins test-plugins
 	$(CARGO) bench -p wasmconnect --bench boundary
+
+# JDBC sink, Redis sink and JDBC source against native loops (README, Measurements).
+bench-connectors: plugins
+	$(CARGO) build --release -p wasmconnect
+	scripts/services.sh
+	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-$$(scripts/tansu.sh)} WASMCONNECT_BIN=$$PWD/target/release/wasmconnect \
+		$(CARGO) bench -p wasmconnect-e2e --bench connectors -- $(ARGS)
 
 fmt:
 	$(CARGO) fmt --all

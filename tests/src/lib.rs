@@ -204,6 +204,15 @@ impl RestWorker {
         );
     }
 
+    /// Kills the worker with SIGKILL (no shutdown at all) and starts it again.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.worker.0.take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
     /// Stops the worker with SIGTERM (it must exit cleanly) and starts it again with the
     /// same config and offsets file. Connectors created through REST must be created again,
     /// as with Kafka Connect's standalone mode.
@@ -311,26 +320,45 @@ pub mod kafka {
         }
     }
 
-    /// Produces `(key, value)` pairs in order; `None` is a tombstone.
+    /// Produces `(key, value)` pairs in order; `None` is a tombstone. Every record is
+    /// queued before any delivery is awaited, so large runs go out in full batches.
     pub async fn produce(topic: &str, records: &[(String, Option<String>)]) {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "1000000")
             .create()
             .expect("producer");
-        let sends: Vec<_> = records
-            .iter()
-            .map(|(k, v)| {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (k, v) in records {
+            loop {
                 let mut record = FutureRecord::to(topic).key(k.as_str());
                 if let Some(v) = v {
                     record = record.payload(v.as_str());
                 }
-                producer.send(record, Duration::from_secs(30))
-            })
-            .collect();
-        for send in sends {
-            send.await.map_err(|(e, _)| e).expect("delivered");
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    // The local queue is full: let deliveries drain it.
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        _,
+                    )) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Err((e, _)) => panic!("cannot queue a record: {e}"),
+                }
+            }
+        }
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery not cancelled")
+                .map_err(|(e, _)| e)
+                .expect("delivered");
         }
     }
 

@@ -326,10 +326,26 @@ pub fn limits(config: &BTreeMap<String, String>, worker: Limits) -> Limits {
 
 /// Records per plugin call.
 pub fn batch_max_records(config: &BTreeMap<String, String>) -> usize {
+    positive(config, BATCH_MAX_RECORDS).unwrap_or(500)
+}
+
+fn positive(config: &BTreeMap<String, String>, key: &str) -> Option<usize> {
     config
-        .get(BATCH_MAX_RECORDS)
+        .get(key)
         .and_then(|v| v.trim().parse().ok())
         .filter(|n: &usize| *n > 0)
+}
+
+/// Records per `put` for a sink: `batch.max.records` when set, else the Java consumer's
+/// `max.poll.records` (`consumer.override.max.poll.records`, then the worker's
+/// `consumer.max.poll.records`), else 500.
+pub fn sink_batch_max_records(
+    config: &BTreeMap<String, String>,
+    worker: &BTreeMap<String, String>,
+) -> usize {
+    positive(config, BATCH_MAX_RECORDS)
+        .or_else(|| positive(config, "consumer.override.max.poll.records"))
+        .or_else(|| positive(worker, "consumer.max.poll.records"))
         .unwrap_or(500)
 }
 
@@ -454,6 +470,28 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
+    }
+
+    #[test]
+    fn sink_batches_follow_batch_max_records_then_max_poll_records() {
+        let worker = map(&[("consumer.max.poll.records", "300")]);
+        assert_eq!(sink_batch_max_records(&map(&[]), &map(&[])), 500);
+        assert_eq!(sink_batch_max_records(&map(&[]), &worker), 300);
+        let poll = map(&[("consumer.override.max.poll.records", "1000")]);
+        assert_eq!(sink_batch_max_records(&poll, &worker), 1000);
+        let both = map(&[
+            ("consumer.override.max.poll.records", "1000"),
+            (BATCH_MAX_RECORDS, "50"),
+        ]);
+        assert_eq!(sink_batch_max_records(&both, &worker), 50);
+        let java = map(&[("max.poll.records", "1000"), ("fetch.min.bytes", "1")]);
+        let config = crate::kafka::client_config("127.0.0.1:9092", &[], &[&java]);
+        assert_eq!(
+            config.get("max.poll.records"),
+            None,
+            "librdkafka refuses it"
+        );
+        assert_eq!(config.get("fetch.min.bytes"), Some("1"));
     }
 
     #[test]

@@ -21,8 +21,23 @@ pub enum KafkaError {
     CreateTopic { topic: String, message: String },
 }
 
+/// Java client settings librdkafka does not have (it refuses unknown keys). The worker
+/// reads `max.poll.records` itself (a sink's batch size); the rest have no meaning here.
+const JAVA_ONLY: &[&str] = &[
+    "max.poll.records",
+    "key.serializer",
+    "value.serializer",
+    "key.deserializer",
+    "value.deserializer",
+    "interceptor.classes",
+    "metric.reporters",
+    "default.api.timeout.ms",
+    "retry.backoff.max.ms",
+];
+
 /// A librdkafka client config: `bootstrap.servers`, the given defaults, then each settings
-/// layer in order (worker `producer.*`, then connector `producer.override.*`, say).
+/// layer in order (worker `producer.*`, then connector `producer.override.*`, say). Java
+/// client keys librdkafka lacks ([`JAVA_ONLY`]) are left out with a debug log.
 pub fn client_config(
     bootstrap: &str,
     defaults: &[(&str, &str)],
@@ -35,6 +50,10 @@ pub fn client_config(
     }
     for layer in layers {
         for (k, v) in layer.iter() {
+            if JAVA_ONLY.contains(&k.as_str()) {
+                tracing::debug!(key = %k, "Not passing a Java client setting to librdkafka.");
+                continue;
+            }
             config.set(k, v);
         }
     }

@@ -181,6 +181,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&super::percent_decode(s)).into_owned()
 }
 
+/// sqlx logs every statement at info and a cursor's whole lifetime as a "slow statement"
+/// warning; the plugin's statements are its own business, so they go to trace and debug.
+fn quiet<O: sqlx::ConnectOptions>(options: O) -> O {
+    options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+}
+
 /// A task's connection pool, one per driver.
 #[derive(Debug, Clone)]
 pub enum SqlPool {
@@ -209,7 +217,7 @@ impl SqlPool {
                 if let Some(db) = &target.database {
                     options = options.database(db);
                 }
-                options = options.ssl_mode(match target.tls {
+                options = quiet(options).ssl_mode(match target.tls {
                     Some(false) => MySqlSslMode::Disabled,
                     Some(true) => MySqlSslMode::Required,
                     None => MySqlSslMode::Preferred,
@@ -244,7 +252,7 @@ impl SqlPool {
                 if let Some(db) = &target.database {
                     options = options.database(db);
                 }
-                options = options.ssl_mode(match target.tls {
+                options = quiet(options).ssl_mode(match target.tls {
                     Some(false) => PgSslMode::Disable,
                     Some(true) => PgSslMode::Require,
                     None => PgSslMode::Prefer,
@@ -264,6 +272,7 @@ impl SqlPool {
                     .map_err(|e| SqlError::Denied(format!("connection.url: {e}")))?
                     .create_if_missing(true)
                     .busy_timeout(CONNECT_TIMEOUT);
+                let options = quiet(options);
                 SqlPool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(if file == ":memory:" { 1 } else { POOL_SIZE })

@@ -212,7 +212,8 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         pending: BTreeMap::new(),
         last_commit: Instant::now(),
     };
-    let max_records = connector::batch_max_records(&ctx.connector_config);
+    let max_records =
+        connector::sink_batch_max_records(&ctx.connector_config, &ctx.worker.config.raw);
     let flush_interval = ctx.worker.config.offset_flush_interval;
     set_status(&ctx.status, Status::new(State::Running));
     tracing::info!(connector = %ctx.connector, task = ctx.task_id, group = %group, "Sink task started.");
