@@ -374,6 +374,9 @@ pub mod kafka {
             .set("group.id", crate::unique("e2e-reader"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
+            // The topic may not exist yet (a source creates it with its first record):
+            // look again every half second, not every five minutes.
+            .set("topic.metadata.refresh.interval.ms", "500")
             .create()
             .expect("consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
