@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmconnect_e2e::db::{DATABASE, mysql_database};
+use wasmconnect_e2e::db::{DATABASE, mysql_database, postgres_url};
 use wasmconnect_e2e::kafka::{bootstrap, consume, runtime};
 use wasmconnect_e2e::{RestWorker, unique};
 
@@ -405,6 +405,61 @@ fn memory_stays_bounded_on_a_table_larger_than_the_worker() {
         peak_kib / 1024 < table_mib,
         "peak RSS {} MiB against a {table_mib} MiB table",
         peak_kib / 1024
+    );
+    rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
+        .expect("drop");
+}
+
+/// PostgreSQL: metadata from information_schema (bigserial found as the incrementing
+/// column, NOT NULL columns required), numeric as a Decimal, keys from the primary key.
+#[test]
+fn postgres_table_in_incrementing_mode() {
+    let rt = runtime();
+    let db = rt
+        .block_on(sqlx::PgPool::connect(&postgres_url()))
+        .expect("PostgreSQL reachable (scripts/services.sh starts it)");
+    let table = unique("pg_users").replace('-', "_");
+    rt.block_on(
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (id bigserial PRIMARY KEY, name text NOT NULL, amount numeric(10,2), seen timestamp)"
+        ))
+        .execute(&db),
+    )
+    .expect("create table");
+    rt.block_on(
+        sqlx::query(&format!(
+            "INSERT INTO {table} (name, amount, seen) VALUES ('a', 12.34, '2024-01-01 00:00:00'), ('b', NULL, NULL)"
+        ))
+        .execute(&db),
+    )
+    .expect("rows");
+    let prefix = format!("{}-", unique("pg"));
+    let topic = format!("{prefix}{table}");
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("jdbc-pg-source");
+    let mut config = source(
+        &table,
+        &prefix,
+        json!({"mode": "incrementing", "record.key": "primary_key"}),
+    );
+    config["connection.url"] = json!("jdbc:postgresql://127.0.0.1:5432/test?sslmode=disable");
+    config["connection.user"] = json!("postgres");
+    worker.create(&name, config);
+    let rows = parse(&consume(&topic, 2, Duration::from_secs(90)));
+    assert_eq!(ids(&rows), [1, 2], "worker says {}", worker.status(&name));
+    assert_eq!(rows[0].0, Some(json!(1)));
+    assert_eq!(
+        rows[0].1["schema"]["fields"],
+        json!([
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "string", "optional": false, "field": "name"},
+            {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1, "parameters": {"scale": "2"}, "field": "amount"},
+            {"type": "int64", "optional": true, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1, "field": "seen"}
+        ])
+    );
+    assert_eq!(
+        rows[0].1["payload"],
+        json!({"id": 1, "name": "a", "amount": "BNI=", "seen": 1_704_067_200_000_i64})
     );
     rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
         .expect("drop");

@@ -37,7 +37,7 @@ const JAVA_ONLY: &[&str] = &[
 
 /// A librdkafka client config: `bootstrap.servers`, the given defaults, then each settings
 /// layer in order (worker `producer.*`, then connector `producer.override.*`, say). Java
-/// client keys librdkafka lacks ([`JAVA_ONLY`]) are left out with a debug log.
+/// client keys librdkafka lacks (`JAVA_ONLY`) are left out with a debug log.
 pub fn client_config(
     bootstrap: &str,
     defaults: &[(&str, &str)],
