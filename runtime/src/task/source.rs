@@ -1,6 +1,6 @@
 //! The source task loop.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
@@ -19,6 +19,13 @@ use crate::plugin::{CallError, SourceInstance};
 /// How long a source with nothing to give is left alone before the next poll.
 const IDLE_POLL_DELAY: Duration = Duration::from_millis(50);
 
+/// Records sent but not yet acknowledged, at most: the task polls again while Kafka
+/// acknowledges earlier batches, and waits when this many are outstanding.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// How long a stopping task waits for its records in flight to be acknowledged.
+const FINAL_DRAIN: Duration = Duration::from_secs(10);
+
 /// Runs a source task until cancelled or failed; the outcome is left in its status.
 pub async fn run_source(mut ctx: TaskContext) {
     let outcome = source_loop(&mut ctx).await;
@@ -31,6 +38,9 @@ struct SourceTask {
     converters: Converters,
     creation: TopicCreation,
     known_topics: HashSet<String>,
+    /// Records sent, oldest first, with their positions; a position counts only once its
+    /// record and every record before it are acknowledged.
+    in_flight: VecDeque<(DeliveryFuture, SourcePosition)>,
     /// Positions acknowledged but not yet flushed to the offset store.
     unflushed: BTreeMap<String, SourcePosition>,
     last_flush: Instant,
@@ -57,15 +67,13 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Converts and produces a batch, then waits for every acknowledgement. Positions are
-    /// recorded only for acknowledged records.
+    /// Converts and sends a batch. Acknowledgements are collected later ([`Self::settle`]);
+    /// positions are recorded only for acknowledged records, in order.
     async fn produce(
         &mut self,
         ctx: &TaskContext,
         records: Vec<SourceRecord>,
     ) -> Result<(), TaskFailure> {
-        let mut deliveries: Vec<(DeliveryFuture, SourcePosition)> =
-            Vec::with_capacity(records.len());
         for sr in records {
             let r = &sr.record;
             self.ensure_topic(ctx, &r.topic).await?;
@@ -124,10 +132,33 @@ impl SourceTask {
                     Err((e, _)) => return Err(TaskFailure::new("Cannot send a record", e)),
                 }
             };
-            deliveries.push((future, sr.position));
+            self.in_flight.push_back((future, sr.position));
         }
-        for (future, position) in deliveries {
-            match future.await {
+        self.settle(ctx, MAX_IN_FLIGHT).await
+    }
+
+    /// Records the positions of acknowledged records, oldest first, stopping at the first
+    /// one still in flight; then waits until at most `keep` records are in flight (0: all
+    /// acknowledged).
+    async fn settle(&mut self, ctx: &TaskContext, keep: usize) -> Result<(), TaskFailure> {
+        use futures::FutureExt;
+        loop {
+            let must_wait = self.in_flight.len() > keep;
+            let Some((future, _)) = self.in_flight.front_mut() else {
+                break;
+            };
+            let outcome = if must_wait {
+                Some(future.await)
+            } else {
+                future.now_or_never()
+            };
+            let Some(outcome) = outcome else {
+                break;
+            };
+            let Some((_, position)) = self.in_flight.pop_front() else {
+                break;
+            };
+            match outcome {
                 Ok(Ok(_)) => {
                     self.unflushed
                         .insert(offset_key(&ctx.connector, &position.partition), position);
@@ -148,6 +179,7 @@ impl SourceTask {
     /// Writes acknowledged positions to the offset store and tells the plugin.
     async fn flush_offsets(&mut self, ctx: &TaskContext) -> Result<(), TaskFailure> {
         self.last_flush = Instant::now();
+        self.settle(ctx, MAX_IN_FLIGHT).await?;
         if self.unflushed.is_empty() {
             return Ok(());
         }
@@ -205,6 +237,7 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         converters,
         creation,
         known_topics: HashSet::new(),
+        in_flight: VecDeque::new(),
         unflushed: BTreeMap::new(),
         last_flush: Instant::now(),
     };
@@ -220,6 +253,9 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             break Ok(());
         }
         if *ctx.target.borrow() == Target::Pause {
+            if let Err(e) = task.settle(ctx, 0).await {
+                break Err(e);
+            }
             if let Err(e) = task.flush_offsets(ctx).await {
                 break Err(e);
             }
@@ -261,10 +297,18 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             }
         }
     };
-    // Acknowledged records' offsets are stored even when the task fails.
+    // Acknowledged records' offsets are stored even when the task fails: wait a little for
+    // the records still in flight, then store what was acknowledged.
+    let drained = match tokio::time::timeout(FINAL_DRAIN, task.settle(ctx, 0)).await {
+        Ok(drained) => drained,
+        Err(_) => {
+            tracing::warn!(connector = %ctx.connector, task = ctx.task_id, in_flight = task.in_flight.len(), "Records still unacknowledged at shutdown; their offsets are not stored.");
+            Ok(())
+        }
+    };
     let flushed = task.flush_offsets(ctx).await;
     if let Err(e) = task.plugin.close().await {
         tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to close.");
     }
-    result.and(flushed)
+    result.and(drained).and(flushed)
 }
