@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasmconnect_e2e::db::{DATABASE, mysql_database, postgres_url};
 use wasmconnect_e2e::kafka::{bootstrap, consume, runtime};
-use wasmconnect_e2e::{RestWorker, unique};
+use wasmconnect_e2e::{RestWorker, unique, wait_for};
 
 fn source(table: &str, prefix: &str, extra: Value) -> Value {
     let mut config = json!({
@@ -185,15 +185,25 @@ fn timestamp_incrementing_mode_sees_updates_with_confluent_offsets() {
     assert_eq!(ids(&rows), [1, 2, 3, 2]);
     assert_eq!(rows[3].1["payload"]["status"], json!("paid"));
 
-    // The stored offsets are Confluent's maps.
-    let (status, body) = wasmconnect_e2e::rest(
-        worker.port,
-        "GET",
-        &format!("/connectors/{name}/offsets"),
-        None,
+    // The stored offsets are Confluent's maps. They are flushed every
+    // offset.flush.interval.ms (500 ms here), so wait for the update's.
+    let offsets = || -> Value {
+        let (status, body) = wasmconnect_e2e::rest(
+            worker.port,
+            "GET",
+            &format!("/connectors/{name}/offsets"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("offsets JSON")
+    };
+    wait_for(
+        "the update's offset to be stored",
+        Duration::from_secs(30),
+        || offsets()["offsets"][0]["offset"]["timestamp"] == json!(1_706_745_600_000_i64),
+        || format!("{}", offsets()),
     );
-    assert_eq!(status, 200, "{body}");
-    let offsets: Value = serde_json::from_str(&body).expect("offsets JSON");
+    let offsets = offsets();
     let entry = &offsets["offsets"][0];
     assert_eq!(
         entry["partition"],
