@@ -260,8 +260,15 @@ fn timestamp_mode_keeps_equal_timestamp_runs_whole() {
     got.sort_unstable();
     assert_eq!(got, [1, 2, 3, 4, 5], "worker says {}", worker.status(&name));
     insert(&rt, "(6, '2024-01-03 00:00:00')");
+    let rows = parse(&consume(&topic, 6, Duration::from_secs(60)));
+    assert_eq!(
+        rows.len(),
+        6,
+        "row 6 arrives; worker says {}",
+        worker.status(&name)
+    );
     // Several polls later only the new row has been added.
-    let rows = parse(&consume(&topic, 7, Duration::from_secs(5)));
+    let rows = parse(&consume(&topic, 7, Duration::from_secs(3)));
     let mut got = ids(&rows);
     got.sort_unstable();
     assert_eq!(got, [1, 2, 3, 4, 5, 6], "nothing repeated");
