@@ -33,6 +33,33 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// `name` as an identifier for statements: quoted ([`Dialect::quote_identifier`]), or
+    /// with `quote` off (`quote.sql.identifiers=never`) as it is, when it is a plain
+    /// identifier (letters, digits, `_`, `$`, not starting with a digit).
+    ///
+    /// # Errors
+    /// An empty name, a NUL, or an unquoted name that is not plain.
+    pub fn identifier(self, name: &str, quote: bool) -> Result<String, String> {
+        if name.is_empty() || name.contains('\0') {
+            return Err(format!("{name:?} is not a usable SQL identifier"));
+        }
+        if quote {
+            return Ok(self.quote_identifier(name));
+        }
+        let mut chars = name.chars();
+        let plain = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        if plain {
+            Ok(name.to_owned())
+        } else {
+            Err(format!(
+                "{name:?} is not a plain SQL identifier and quote.sql.identifiers=never"
+            ))
+        }
+    }
+
     /// `name` as a quoted identifier: backticks on MySQL and MariaDB, double quotes
     /// elsewhere, the quote character doubled inside, so no name can break out.
     pub fn quote_identifier(self, name: &str) -> String {
@@ -193,6 +220,26 @@ impl From<SqlError> for PluginError {
             SqlError::Transient(_) => PluginError::retriable(err.to_string()),
             SqlError::Statement(_) => PluginError::fatal(err.to_string()),
             SqlError::Denied(_) => PluginError::config(err.to_string()),
+        }
+    }
+}
+
+/// [`connect`], trying up to `attempts` times while the database is unreachable, with
+/// `backoff_ms` (at most 10 s) between tries (`connection.attempts`,
+/// `connection.backoff.ms`).
+///
+/// # Errors
+/// The last attempt's error, or the first that is not transient.
+pub fn connect_with_attempts(attempts: u32, backoff_ms: u64) -> Result<Connection, SqlError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match connect() {
+            Err(e) if e.is_transient() && attempt < attempts => {
+                crate::warn!("Cannot reach the database (attempt {attempt} of {attempts}): {e}");
+                std::thread::sleep(std::time::Duration::from_millis(backoff_ms.min(10_000)));
+            }
+            result => return result,
         }
     }
 }

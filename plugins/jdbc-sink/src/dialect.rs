@@ -86,33 +86,13 @@ pub struct Sql {
     pub quote: bool,
 }
 
-fn is_plain_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-}
-
 impl Sql {
     /// A quoted identifier.
     ///
     /// # Errors
     /// Unquoted mode and a name that is not a plain identifier; an empty name.
     pub fn ident(self, name: &str) -> Result<String, String> {
-        if name.is_empty() || name.contains('\0') {
-            return Err(format!("{name:?} is not a usable SQL identifier"));
-        }
-        if !self.quote {
-            return if is_plain_identifier(name) {
-                Ok(name.to_owned())
-            } else {
-                Err(format!(
-                    "{name:?} is not a plain SQL identifier and quote.sql.identifiers=never"
-                ))
-            };
-        }
-        Ok(self.dialect.quote_identifier(name))
+        self.dialect.identifier(name, self.quote)
     }
 
     /// # Errors

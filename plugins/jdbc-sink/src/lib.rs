@@ -81,23 +81,10 @@ impl JdbcSink {
     /// The connection, opened on first use with `connection.attempts` tries.
     fn connection(&mut self) -> Result<(&Connection, Sql), PluginError> {
         if self.db.is_none() {
-            let mut attempt = 0;
-            let db = loop {
-                attempt += 1;
-                match sql::connect() {
-                    Ok(db) => break db,
-                    Err(e) if e.is_transient() && attempt < self.settings.connection_attempts => {
-                        wasmconnect_sdk::warn!(
-                            "Cannot reach the database (attempt {attempt} of {}): {e}",
-                            self.settings.connection_attempts
-                        );
-                        std::thread::sleep(Duration::from_millis(
-                            self.settings.connection_backoff_ms.min(10_000),
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            };
+            let db = sql::connect_with_attempts(
+                self.settings.connection_attempts,
+                self.settings.connection_backoff_ms,
+            )?;
             self.sql = Some(Sql {
                 dialect: db.dialect(),
                 quote: self.settings.quote,

@@ -73,21 +73,9 @@ pub struct JdbcSource {
 }
 
 fn quote(dialect: Dialect, settings: &Settings, name: &str) -> Result<String, PluginError> {
-    if settings.quote {
-        return Ok(dialect.quote_identifier(name));
-    }
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain {
-        Ok(name.to_owned())
-    } else {
-        Err(PluginError::config(format!(
-            "{name:?} is not a plain SQL identifier and quote.sql.identifiers=never"
-        )))
-    }
+    dialect
+        .identifier(name, settings.quote)
+        .map_err(PluginError::config)
 }
 
 /// The placeholder for the `n`th (1-based) parameter.
@@ -96,26 +84,6 @@ fn placeholder(dialect: Dialect, n: usize) -> String {
         format!("${n}")
     } else {
         "?".to_owned()
-    }
-}
-
-fn connect(settings: &Settings) -> Result<Connection, PluginError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match sql::connect() {
-            Ok(db) => return Ok(db),
-            Err(e) if e.is_transient() && attempt < settings.connection_attempts => {
-                wasmconnect_sdk::warn!(
-                    "Cannot reach the database (attempt {attempt} of {}): {e}",
-                    settings.connection_attempts
-                );
-                std::thread::sleep(Duration::from_millis(
-                    settings.connection_backoff_ms.min(10_000),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 
@@ -701,7 +669,10 @@ impl wasmconnect_sdk::Source for JdbcSource {
 
     fn open(config: JdbcSourceConfig, resume: Vec<SourcePosition>) -> Result<Self, PluginError> {
         let settings = Settings::from_config(&config)?;
-        let db = connect(&settings)?;
+        let db = sql::connect_with_attempts(
+            settings.connection_attempts,
+            settings.connection_backoff_ms,
+        )?;
         let dialect = db.dialect();
         let mut sources = Vec::new();
         let now = Instant::now();

@@ -152,6 +152,12 @@ impl Capability {
     }
 }
 
+/// A capability's resource handle the plugin passed is not in its table (a bug in the
+/// guest's bindings): the call traps.
+pub(crate) fn table_error(err: wasmtime::component::ResourceTableError) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("capability resource: {err}"))
+}
+
 /// Decodes `%XX` escapes (URL user names, passwords, paths); other bytes pass through.
 pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();

@@ -15,8 +15,8 @@ use redis::{AsyncConnectionConfig, IntoConnectionInfo, Value};
 use wasmtime::component::Resource;
 
 use super::bindings::redis::{self as wit, RedisError, Reply, ReplyItem};
-use super::host_allowed;
 use super::store::TaskState;
+use super::{host_allowed, table_error};
 
 /// `redis.timeout` when the config sets none: connect and reply timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -401,10 +401,6 @@ impl RedisConnection {
 }
 
 // ---- the generated host traits ----
-
-fn table_error(err: wasmtime::component::ResourceTableError) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("redis resource: {err}"))
-}
 
 impl wit::Host for TaskState {
     async fn connect(&mut self) -> wasmtime::Result<Result<Resource<RedisConnection>, RedisError>> {

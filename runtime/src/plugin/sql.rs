@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 
 use super::bindings::sql::{self, Column, Dialect, RowSet, SqlError, SqlValue};
-use super::host_allowed;
 use super::store::TaskState;
+use super::{host_allowed, table_error};
 
 /// Connections a task's pool keeps open at most: one for a transaction, one beside it for
 /// a cursor.
@@ -647,82 +647,63 @@ fn row_set<R: Row>(
     })
 }
 
+/// Runs `$body` with `$query` (the statement bound for its driver), `$exec` (the open
+/// transaction, else the pool) and `$read` (the driver's column reader): one expansion per
+/// driver and executor, since each has its own types.
+macro_rules! with_executor {
+    ($conn:expr, $statement:expr, $params:expr, |$query:ident, $exec:ident, $read:ident| $body:expr) => {
+        match (&$conn.pool, &mut $conn.tx) {
+            (_, Some(Tx::MySql(tx))) => {
+                let ($query, $exec, $read) =
+                    (bind_mysql($statement, $params)?, &mut **tx, mysql_value);
+                $body
+            }
+            (_, Some(Tx::Postgres(tx))) => {
+                let ($query, $exec, $read) = (
+                    bind_postgres($statement, $params)?,
+                    &mut **tx,
+                    postgres_value,
+                );
+                $body
+            }
+            (_, Some(Tx::Sqlite(tx))) => {
+                let ($query, $exec, $read) =
+                    (bind_sqlite($statement, $params)?, &mut **tx, sqlite_value);
+                $body
+            }
+            (SqlPool::MySql(pool, _), None) => {
+                let ($query, $exec, $read) = (bind_mysql($statement, $params)?, pool, mysql_value);
+                $body
+            }
+            (SqlPool::Postgres(pool), None) => {
+                let ($query, $exec, $read) =
+                    (bind_postgres($statement, $params)?, pool, postgres_value);
+                $body
+            }
+            (SqlPool::Sqlite(pool), None) => {
+                let ($query, $exec, $read) =
+                    (bind_sqlite($statement, $params)?, pool, sqlite_value);
+                $body
+            }
+        }
+    };
+}
+
 impl SqlConnection {
     async fn execute(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
-        let affected = match (&self.pool, &mut self.tx) {
-            (_, Some(Tx::MySql(tx))) => bind_mysql(statement, params)?
-                .execute(&mut **tx)
+        with_executor!(self, statement, params, |query, exec, _read| {
+            query
+                .execute(exec)
                 .await
-                .map(|r| r.rows_affected()),
-            (_, Some(Tx::Postgres(tx))) => bind_postgres(statement, params)?
-                .execute(&mut **tx)
-                .await
-                .map(|r| r.rows_affected()),
-            (_, Some(Tx::Sqlite(tx))) => bind_sqlite(statement, params)?
-                .execute(&mut **tx)
-                .await
-                .map(|r| r.rows_affected()),
-            (SqlPool::MySql(pool, _), None) => bind_mysql(statement, params)?
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
-            (SqlPool::Postgres(pool), None) => bind_postgres(statement, params)?
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
-            (SqlPool::Sqlite(pool), None) => bind_sqlite(statement, params)?
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        affected.map_err(error_from)
+                .map(|r| r.rows_affected())
+                .map_err(error_from)
+        })
     }
 
     async fn query(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<RowSet, SqlError> {
-        match (&self.pool, &mut self.tx) {
-            (_, Some(Tx::MySql(tx))) => row_set(
-                &bind_mysql(statement, params)?
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(error_from)?,
-                mysql_value,
-            ),
-            (_, Some(Tx::Postgres(tx))) => row_set(
-                &bind_postgres(statement, params)?
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(error_from)?,
-                postgres_value,
-            ),
-            (_, Some(Tx::Sqlite(tx))) => row_set(
-                &bind_sqlite(statement, params)?
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(error_from)?,
-                sqlite_value,
-            ),
-            (SqlPool::MySql(pool, _), None) => row_set(
-                &bind_mysql(statement, params)?
-                    .fetch_all(pool)
-                    .await
-                    .map_err(error_from)?,
-                mysql_value,
-            ),
-            (SqlPool::Postgres(pool), None) => row_set(
-                &bind_postgres(statement, params)?
-                    .fetch_all(pool)
-                    .await
-                    .map_err(error_from)?,
-                postgres_value,
-            ),
-            (SqlPool::Sqlite(pool), None) => row_set(
-                &bind_sqlite(statement, params)?
-                    .fetch_all(pool)
-                    .await
-                    .map_err(error_from)?,
-                sqlite_value,
-            ),
-        }
+        with_executor!(self, statement, params, |query, exec, read| {
+            row_set(&query.fetch_all(exec).await.map_err(error_from)?, read)
+        })
     }
 
     async fn begin(&mut self) -> Result<(), SqlError> {
@@ -757,37 +738,21 @@ impl SqlConnection {
         let (tx, rx) = mpsc::channel(CURSOR_READ_AHEAD);
         let pool = self.pool.clone();
         let reader = tokio::spawn(async move {
+            // Bind for the driver, then stream; a binding error is the cursor's first item.
+            macro_rules! stream {
+                ($bind:ident, $pool:expr, $read:ident) => {
+                    match $bind(&statement, params) {
+                        Ok(q) => stream_rows(q.fetch($pool), $read, tx).await,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                        }
+                    }
+                };
+            }
             match pool {
-                SqlPool::MySql(pool, _) => {
-                    let q = match bind_mysql(&statement, params) {
-                        Ok(q) => q,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    stream_rows(q.fetch(&pool), mysql_value, tx).await;
-                }
-                SqlPool::Postgres(pool) => {
-                    let q = match bind_postgres(&statement, params) {
-                        Ok(q) => q,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    stream_rows(q.fetch(&pool), postgres_value, tx).await;
-                }
-                SqlPool::Sqlite(pool) => {
-                    let q = match bind_sqlite(&statement, params) {
-                        Ok(q) => q,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    stream_rows(q.fetch(&pool), sqlite_value, tx).await;
-                }
+                SqlPool::MySql(pool, _) => stream!(bind_mysql, &pool, mysql_value),
+                SqlPool::Postgres(pool) => stream!(bind_postgres, &pool, postgres_value),
+                SqlPool::Sqlite(pool) => stream!(bind_sqlite, &pool, sqlite_value),
             }
         });
         SqlCursor {
@@ -852,10 +817,6 @@ impl SqlCursor {
 }
 
 // ---- the generated host traits ----
-
-fn table_error(err: wasmtime::component::ResourceTableError) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("sql resource: {err}"))
-}
 
 impl sql::Host for TaskState {
     async fn connect(&mut self) -> wasmtime::Result<Result<Resource<SqlConnection>, SqlError>> {
