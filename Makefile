@@ -5,10 +5,10 @@ PLUGIN_DIR := target/plugins
 TEST_PLUGIN_DIR := target/test-plugins
 WASM_TARGET := wasm32-wasip2
 # Plugins shipped in plugin.path, and guest fixtures used only by tests and benchmarks.
-PLUGINS := datagen file-sink jdbc-sink jdbc-source redis-sink
+PLUGINS := datagen file-sink jdbc-sink jdbc-source redis-sink transforms
 TEST_PLUGINS := test-faults identity-transform
 
-.PHONY: build plugins test-plugins demo test bench bench-connectors fmt lint
+.PHONY: build plugins test-plugins demo test bench bench-chain bench-connectors fmt lint
 
 build: plugins
 	$(CARGO) build --release -p wasmconnect
@@ -33,6 +33,10 @@ test:
 
 bench: plugins test-plugins
 	$(CARGO) bench -p wasmconnect --bench boundary
+
+# InsertField$Value + ReplaceField$Value + RegexRouter through WASM against native (README).
+bench-chain: plugins
+	$(CARGO) bench -p wasmconnect --bench chain -- $(ARGS)
 
 # JDBC sink, Redis sink and JDBC source against native loops (README, Measurements).
 bench-connectors: plugins

@@ -9,60 +9,21 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use identity_transform::Identity;
 use wasmconnect::plugin::{Limits, Plugin, PluginEngine};
 use wasmconnect_sdk::Transform;
 use wasmconnect_sdk::data::batch::{decode_records, encode_records};
 use wasmconnect_sdk::data::codec::{SchemaCache, encode_value};
-use wasmconnect_sdk::data::{Data, Outcome, Record, Schema, SchemaType, Struct, Value};
+use wasmconnect_sdk::data::{Outcome, Record};
+
+mod common;
+use common::{cpu_model, measure, records};
 
 const BATCH_SIZES: [usize; 4] = [1, 64, 512, 4096];
 /// Records handled per measurement (each measurement is repeated and the best run kept).
 const RECORDS_PER_MEASUREMENT: usize = 300_000;
 const RUNS: usize = 3;
-
-fn records(n: usize) -> Vec<Record> {
-    let schema = Arc::new(
-        Schema::structure()
-            .named("bench.Event")
-            .field("id", Schema::new(SchemaType::Int64))
-            .field("name", Schema::new(SchemaType::String))
-            .field("payload", Schema::new(SchemaType::String)),
-    );
-    (0..n)
-        .map(|i| {
-            let value = Struct::from_values(
-                schema.clone(),
-                vec![
-                    Value::Int64(i as i64),
-                    Value::String(format!("event-{i:08}")),
-                    Value::String("x".repeat(70)),
-                ],
-            )
-            .expect("struct");
-            Record {
-                topic: "bench".into(),
-                partition: Some(0),
-                offset: Some(i as i64),
-                timestamp: Some(1_700_000_000_000),
-                key: Data::schemaless(format!("key-{i}")),
-                value: Data::new(schema.clone(), Value::Struct(value)),
-                headers: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-/// Runs `f` for `iterations` batches of `batch` records; returns ns per record.
-fn measure(batch: usize, iterations: usize, mut f: impl FnMut(usize)) -> f64 {
-    let start = Instant::now();
-    for i in 0..iterations {
-        f(i);
-    }
-    start.elapsed().as_nanos() as f64 / (batch * iterations) as f64
-}
 
 fn iterations_for(batch: usize) -> usize {
     (RECORDS_PER_MEASUREMENT / batch).max(200)
@@ -178,15 +139,4 @@ fn main() {
             wasm_ns - native_ns
         );
     }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

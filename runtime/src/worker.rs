@@ -127,6 +127,7 @@ impl Worker {
             bootstrap,
             offsets,
             topics,
+            plugins: registry.clone(),
         });
         let herder = Arc::new(Herder::new(worker, registry, cancel.clone()));
         let app = rest::app(AppState {

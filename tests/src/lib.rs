@@ -362,6 +362,25 @@ pub mod kafka {
         }
     }
 
+    /// A record read back, as text.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Consumed {
+        pub key: Option<String>,
+        pub value: Option<String>,
+        pub headers: Vec<(String, String)>,
+        pub offset: i64,
+    }
+
+    impl Consumed {
+        /// The value of the first header called `key`.
+        pub fn header(&self, key: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
     /// Reads `topic` from the start until `count` records arrived or `timeout` passed;
     /// returns `(key, value)` pairs as text.
     pub fn consume(
@@ -369,6 +388,15 @@ pub mod kafka {
         count: usize,
         timeout: Duration,
     ) -> Vec<(Option<String>, Option<String>)> {
+        consume_records(topic, count, timeout)
+            .into_iter()
+            .map(|c| (c.key, c.value))
+            .collect()
+    }
+
+    /// Like [`consume`], with headers and offsets.
+    pub fn consume_records(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+        use rdkafka::message::Headers;
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
             .set("group.id", crate::unique("e2e-reader"))
@@ -385,10 +413,41 @@ pub mod kafka {
         while out.len() < count && std::time::Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
                 let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-                out.push((text(m.key()), text(m.payload())));
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), text(h.value).unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Consumed {
+                    key: text(m.key()),
+                    value: text(m.payload()),
+                    headers,
+                    offset: m.offset(),
+                });
             }
         }
         out
+    }
+
+    /// The offset a consumer group committed for partition 0 of `topic` (-1 for none).
+    pub fn committed(group: &str, topic: &str) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(topic, 0);
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        match committed.find_partition(topic, 0).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => -1,
+        }
     }
 }
 

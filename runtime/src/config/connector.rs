@@ -7,6 +7,7 @@ use regex::Regex;
 use wasmconnect_sdk::PluginKind;
 use wasmconnect_sdk::config::{ConfigIssue, ConfigType, Importance, Width};
 
+use super::errors;
 use crate::kafka::TopicSpec;
 use crate::plugin::{ConfigKeyDef, Limits};
 
@@ -160,6 +161,86 @@ pub fn common_definitions(kind: PluginKind) -> Vec<ConfigKeyDef> {
             "Batch size",
         ),
     ];
+    let errors: [(&str, ConfigType, &str, &str); 11] = [
+        (
+            errors::RETRY_TIMEOUT,
+            ConfigType::Long,
+            "0",
+            "Milliseconds to retry a failed operation; -1 retries for ever. A sink's retriable write errors are redelivered for ever when 0.",
+        ),
+        (
+            errors::RETRY_DELAY_MAX,
+            ConfigType::Long,
+            "60000",
+            "Largest delay between two retries (300 ms doubling, with jitter).",
+        ),
+        (
+            errors::LOG_ENABLE,
+            ConfigType::Boolean,
+            "false",
+            "Log each error and the record's position at ERROR.",
+        ),
+        (
+            errors::LOG_MESSAGES,
+            ConfigType::Boolean,
+            "false",
+            "Also log the failed record's key, value and headers.",
+        ),
+        (
+            errors::DLQ_TOPIC,
+            ConfigType::String,
+            "",
+            "Topic for records that failed under errors.tolerance=all (sinks, and beyond Kafka Connect sources too).",
+        ),
+        (
+            errors::DLQ_REPLICATION,
+            ConfigType::Int,
+            "3",
+            "Replication factor of the DLQ topic when it is created (with 1 partition).",
+        ),
+        (
+            errors::DLQ_HEADERS,
+            ConfigType::Boolean,
+            "false",
+            "Add Kafka Connect's __connect.errors.* headers to DLQ records.",
+        ),
+        (
+            errors::RESTART_ENABLE,
+            ConfigType::Boolean,
+            "false",
+            "Restart a failed task automatically, with backoff (not in Kafka Connect).",
+        ),
+        (
+            errors::RESTART_MAX,
+            ConfigType::Int,
+            "10",
+            "Automatic restarts before a task is left FAILED; -1 for no limit.",
+        ),
+        (
+            errors::RESTART_BACKOFF,
+            ConfigType::Long,
+            "1000",
+            "Delay before the first automatic restart; it doubles each time.",
+        ),
+        (
+            errors::RESTART_BACKOFF_MAX,
+            ConfigType::Long,
+            "60000",
+            "Longest delay between automatic restarts.",
+        ),
+    ];
+    for (i, (name, t, default, doc)) in errors.into_iter().enumerate() {
+        let order = 20 + i32::try_from(i).unwrap_or(0);
+        defs.push(key(
+            name,
+            t,
+            Some(default),
+            Importance::Low,
+            doc,
+            order,
+            name,
+        ));
+    }
     if kind == PluginKind::Sink {
         defs.push(key(
             TOPICS,
@@ -231,21 +312,8 @@ pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> V
             ));
         }
     }
-    match config.get(ERRORS_TOLERANCE).map(|s| s.trim().to_ascii_lowercase()) {
-        None => {}
-        Some(v) if v == "none" => {}
-        Some(v) => issues.push(ConfigIssue::new(
-            ERRORS_TOLERANCE,
-            format!("Invalid value {v} for configuration errors.tolerance: this worker supports only 'none' so far"),
-        )),
-    }
-    for key in [TRANSFORMS, PREDICATES] {
-        if is_set(config, key) {
-            issues.push(ConfigIssue::new(
-                key,
-                format!("{key} are not supported by this worker yet"),
-            ));
-        }
+    if let Err(found) = errors::parse(config) {
+        issues.extend(found);
     }
     if kind == PluginKind::Sink {
         match (is_set(config, TOPICS), is_set(config, TOPICS_REGEX)) {
@@ -269,6 +337,22 @@ pub fn validate_common(config: &BTreeMap<String, String>, kind: PluginKind) -> V
                 }
             }
             (true, false) => {}
+        }
+        if let Some(dlq) = config.get(errors::DLQ_TOPIC).map(|t| t.trim())
+            && !dlq.is_empty()
+        {
+            let consumed = sink_subscription(config);
+            let regex_hit = config
+                .get(TOPICS_REGEX)
+                .filter(|r| !r.trim().is_empty())
+                .and_then(|r| Regex::new(&format!("^(?:{})$", r.trim())).ok())
+                .is_some_and(|r| r.is_match(dlq));
+            if regex_hit || (!is_set(config, TOPICS_REGEX) && consumed.iter().any(|t| t == dlq)) {
+                issues.push(ConfigIssue::new(
+                    errors::DLQ_TOPIC,
+                    format!("The DLQ topic '{dlq}' may not be included in the list of topics ('topics' or 'topics.regex') to be consumed."),
+                ));
+            }
         }
     }
     if kind == PluginKind::Source
@@ -297,16 +381,7 @@ pub fn sink_subscription(config: &BTreeMap<String, String>) -> Vec<String> {
             format!("^{r}")
         }];
     }
-    config
-        .get(TOPICS)
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    super::list(config, TOPICS)
 }
 
 /// The connector's limits: its own `plugin.*` keys over the worker's.
@@ -465,12 +540,7 @@ impl TopicCreation {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
-    }
+    use crate::config::map;
 
     #[test]
     fn sink_batches_follow_batch_max_records_then_max_poll_records() {

@@ -216,16 +216,7 @@ impl WorkerConfig {
             advertised: format!("{advertised_host}:{advertised_port}"),
             plugin_path,
             plugin_cache_dir,
-            plugin_allowed_hosts: raw
-                .get("plugin.allowed.hosts")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            plugin_allowed_hosts: super::list(&raw, "plugin.allowed.hosts"),
             offset_file: raw.get("offset.storage.file.filename").map(PathBuf::from),
             offset_flush_interval: Duration::from_millis(parse_num(
                 &raw,
@@ -263,12 +254,7 @@ pub fn prefixed(map: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
-    }
+    use crate::config::map;
 
     #[test]
     fn defaults_and_embedded_kafka() {

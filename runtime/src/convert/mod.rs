@@ -48,6 +48,15 @@ fn optional(t: SchemaType) -> Arc<Schema> {
 }
 
 impl Converter {
+    /// The class, as error reports name it.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Converter::Json(_) => JSON_CONVERTER,
+            Converter::String => STRING_CONVERTER,
+            Converter::ByteArray => BYTE_ARRAY_CONVERTER,
+        }
+    }
+
     /// Builds a converter from its class (full name or simple name) and its settings (the
     /// keys after the `key.converter.` style prefix).
     ///

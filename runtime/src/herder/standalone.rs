@@ -123,7 +123,7 @@ impl Herder {
         config: &BTreeMap<String, String>,
     ) -> Result<ConfigInfos, HerderError> {
         let plugin = self.plugin_for(config)?;
-        Ok(validate::validate(&plugin, config).await)
+        Ok(validate::validate(&plugin, &self.registry, config).await)
     }
 
     async fn validated(
@@ -131,7 +131,7 @@ impl Herder {
         config: &BTreeMap<String, String>,
     ) -> Result<Arc<Plugin>, HerderError> {
         let plugin = self.plugin_for(config)?;
-        let infos = validate::validate(&plugin, config).await;
+        let infos = validate::validate(&plugin, &self.registry, config).await;
         if infos.error_count > 0 {
             return Err(HerderError::BadRequest(infos.error_message()));
         }
@@ -565,10 +565,10 @@ impl Herder {
             topics: c.topics.clone(),
         };
         let span = tracing::info_span!("task", connector = %name, task = id);
-        let join = match c.plugin.kind {
-            PluginKind::Source => tokio::spawn(task::run_source(ctx).instrument(span)),
-            _ => tokio::spawn(task::run_sink(ctx).instrument(span)),
-        };
+        let restart = crate::config::errors::parse(&ctx.connector_config)
+            .ok()
+            .and_then(|e| e.restart);
+        let join = tokio::spawn(task::supervise(ctx, restart).instrument(span));
         TaskHandle {
             status,
             target: target_tx,

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use wasmconnect_sdk::config::ConfigIssue;
 
 use crate::config::connector::{self, COMMON_GROUP};
-use crate::plugin::{ConfigKeyDef, Plugin};
+use crate::config::transforms;
+use crate::plugin::{ConfigKeyDef, Plugin, PluginRegistry};
 
 /// One key's definition (if known), value and errors.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +58,13 @@ impl ConfigInfos {
 
 /// Validates `config` (placeholders as given) for `plugin`: the common keys first, then the
 /// plugin's definition, then the plugin's own `validate`.
-pub async fn validate(plugin: &Plugin, config: &BTreeMap<String, String>) -> ConfigInfos {
+pub async fn validate(
+    plugin: &Plugin,
+    registry: &PluginRegistry,
+    config: &BTreeMap<String, String>,
+) -> ConfigInfos {
     let mut issues: Vec<ConfigIssue> = connector::validate_common(config, plugin.kind);
+    issues.extend(transforms::validate(config, registry).await);
     let common = connector::common_definitions(plugin.kind);
     for key in &plugin.config_def {
         if key.required && !config.contains_key(&key.name) {

@@ -34,6 +34,9 @@ pub fn state(status: &Status, worker_id: &str) -> Map<String, Json> {
     if let Some(trace) = status.trace.as_ref().filter(|t| !t.is_empty()) {
         o.insert("trace".into(), json!(trace));
     }
+    if let Some(restarts) = status.restarts {
+        o.insert("restarts".into(), json!(restarts));
+    }
     o
 }
 

@@ -393,11 +393,27 @@ async fn list_plugins(State(state): State<AppState>, RawQuery(query): RawQuery) 
         .all()
         .iter()
         .filter(|p| !connectors_only || p.kind != PluginKind::Transform)
-        .map(
-            |p| json!({"class": p.name, "type": entities::kind_name(p.kind), "version": p.version}),
-        )
+        .flat_map(|p| {
+            // A transform plugin is listed under each Java class name it answers to, as
+            // Kafka Connect lists its transformations.
+            let classes: Vec<&str> = match p.kind {
+                PluginKind::Transform if p.aliases.iter().any(|a| a.contains('.')) => {
+                    p.aliases.iter().filter(|a| a.contains('.')).map(String::as_str).collect()
+                }
+                _ => vec![p.name.as_str()],
+            };
+            classes
+                .into_iter()
+                .map(|class| json!({"class": class, "type": entities::kind_name(p.kind), "version": p.version}))
+                .collect::<Vec<_>>()
+        })
         .collect();
     if !connectors_only {
+        for class in PREDICATE_CLASSES {
+            out.push(
+                json!({"class": class, "type": "predicate", "version": env!("CARGO_PKG_VERSION")}),
+            );
+        }
         for class in CONVERTER_CLASSES {
             let kind = if class.ends_with("HeaderConverter") {
                 "header_converter"
@@ -410,8 +426,18 @@ async fn list_plugins(State(state): State<AppState>, RawQuery(query): RawQuery) 
     ok(Json::Array(out))
 }
 
+/// The predicates the worker runs itself.
+const PREDICATE_CLASSES: [&str; 3] = [
+    "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+    "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+    "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+];
+
 async fn plugin_config(State(state): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
     let Some(p) = state.herder.registry().find(&plugin) else {
+        if PREDICATE_CLASSES.iter().any(|c| c.ends_with(&plugin)) {
+            return ok(json!([]));
+        }
         if CONVERTER_CLASSES.iter().any(|c| c.ends_with(&plugin)) {
             return ok(json!([]));
         }

@@ -2,6 +2,8 @@
 //! offsets only after the plugin flushed; a source task polls its plugin, converts,
 //! produces and stores source offsets only for acknowledged records.
 
+mod chain;
+mod errors;
 mod sink;
 mod source;
 
@@ -13,12 +15,57 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
+use crate::config::errors::RestartPolicy;
 use crate::herder::offsets::OffsetStore;
 use crate::kafka::TopicCreator;
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, PluginRegistry};
 
 pub use sink::run_sink;
 pub use source::run_source;
+
+/// Runs a task; when it fails and its connector opted in to automatic restart
+/// (`errors.task.restart.*`), runs it again after a growing delay, counting the restarts
+/// in its status. A task that stops cleanly, or is cancelled, is not restarted.
+pub async fn supervise(ctx: TaskContext, restart: Option<RestartPolicy>) {
+    let source = ctx.plugin.kind == wasmconnect_sdk::PluginKind::Source;
+    if restart.is_some() {
+        set_restarts(&ctx.status, 0);
+    }
+    let mut attempt = 0;
+    loop {
+        if source {
+            run_source(ctx.clone()).await;
+        } else {
+            run_sink(ctx.clone()).await;
+        }
+        let Some(policy) = restart else {
+            return;
+        };
+        let status = get_status(&ctx.status);
+        if ctx.cancel.is_cancelled() || status.state != State::Failed {
+            return;
+        }
+        if policy.max_attempts.is_some_and(|max| attempt >= max) {
+            tracing::error!(connector = %ctx.connector, task = ctx.task_id, restarts = attempt, "Task failed again; no automatic restarts left.");
+            return;
+        }
+        attempt += 1;
+        let delay = policy.delay(attempt);
+        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, attempt, delay_ms = delay.as_millis() as u64, "Task failed; restarting it automatically.");
+        set_status(
+            &ctx.status,
+            Status {
+                state: State::Restarting,
+                ..status
+            },
+        );
+        tokio::select! {
+            () = ctx.cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        set_restarts(&ctx.status, attempt);
+    }
+}
 
 /// Kafka Connect's task and connector states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,17 +84,25 @@ pub enum State {
 pub struct Status {
     pub state: State,
     pub trace: Option<String>,
+    /// Automatic restarts so far, for a task whose connector opted in
+    /// (`errors.task.restart.enable`); shown as `restarts`.
+    pub restarts: Option<u32>,
 }
 
 impl Status {
     pub fn new(state: State) -> Status {
-        Status { state, trace: None }
+        Status {
+            state,
+            trace: None,
+            restarts: None,
+        }
     }
 
     pub fn failed(trace: impl Into<String>) -> Status {
         Status {
             state: State::Failed,
             trace: Some(trace.into()),
+            restarts: None,
         }
     }
 }
@@ -55,10 +110,20 @@ impl Status {
 /// A status shared between a running task and the herder.
 pub type SharedStatus = Arc<Mutex<Status>>;
 
+/// Sets the state and trace; the restart count is kept (see [`set_restarts`]).
 pub fn set_status(status: &SharedStatus, value: Status) {
-    *status
+    let mut current = status
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let restarts = value.restarts.or(current.restarts);
+    *current = Status { restarts, ..value };
+}
+
+pub fn set_restarts(status: &SharedStatus, restarts: u32) {
+    status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .restarts = Some(restarts);
 }
 
 pub fn get_status(status: &SharedStatus) -> Status {
@@ -83,10 +148,12 @@ pub struct WorkerShared {
     pub offsets: OffsetStore,
     /// Creates the topics sources write to (brokers may not create them on their own).
     pub topics: TopicCreator,
+    /// Every plugin: tasks find their transforms here.
+    pub plugins: Arc<PluginRegistry>,
 }
 
 /// Everything one task runs with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TaskContext {
     pub connector: String,
     pub task_id: u32,
@@ -140,6 +207,15 @@ fn finish(ctx: &TaskContext, outcome: Result<(), TaskFailure>) {
             set_status(&ctx.status, Status::failed(failure.0));
         }
     }
+}
+
+/// Config issues as one line: `key: message; ...`.
+fn join_issues(issues: &[wasmconnect_sdk::config::ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why a task stopped with an error; the text becomes the task's `trace`.

@@ -9,10 +9,15 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use wasmconnect_sdk::data::{Header, Record};
 
+use super::chain::{Chain, Transformed};
+use super::errors::{
+    CONNECT_EXCEPTION, DATA_EXCEPTION, ErrorHandler, Failure, Original, RETRIABLE_EXCEPTION, Retry,
+    RetryStep, Stage,
+};
 use super::{Backoff, State, Status, Target, TaskContext, TaskFailure, set_status};
 use crate::config::connector;
 use crate::config::worker::prefixed;
-use crate::convert::Converters;
+use crate::convert::{ConvertError, Converter, Converters};
 use crate::kafka::client_config;
 use crate::plugin::{CallError, SinkInstance};
 
@@ -28,42 +33,60 @@ pub async fn run_sink(mut ctx: TaskContext) {
 struct SinkTask {
     consumer: Arc<StreamConsumer>,
     plugin: SinkInstance,
+    /// The connector's plugin name, as error reports name the class that failed.
+    plugin_class: String,
     converters: Converters,
+    chain: Chain,
+    errors: ErrorHandler,
     /// Next offset to consume per partition, for records the plugin accepted.
     pending: BTreeMap<(String, i32), i64>,
     last_commit: Instant,
 }
 
-fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Record, TaskFailure> {
-    let at = || {
-        format!(
-            "topic {} partition {} offset {}",
-            m.topic(),
-            m.partition(),
-            m.offset()
-        )
+/// One consumed batch on its way to the plugin: the records still alive, where each came
+/// from, and how far the batch reaches in each partition (failed and filtered records
+/// included: their offsets are committed too).
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    originals: Vec<Original>,
+    positions: BTreeMap<(String, i32), i64>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.records.clear();
+        self.originals.clear();
+        self.positions.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+}
+
+fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Record, Failure> {
+    let failure = |stage, converter: &Converter, e: ConvertError| Failure {
+        stage,
+        class: converter.class_name().to_owned(),
+        exception: DATA_EXCEPTION,
+        message: e.to_string(),
     };
-    let key = converters.key.to_connect(m.key()).map_err(|e| {
-        TaskFailure(format!(
-            "Error converting the key of the record at {}: {e}",
-            at()
-        ))
-    })?;
-    let value = converters.value.to_connect(m.payload()).map_err(|e| {
-        TaskFailure(format!(
-            "Error converting the value of the record at {}: {e}",
-            at()
-        ))
-    })?;
+    let key = converters
+        .key
+        .to_connect(m.key())
+        .map_err(|e| failure(Stage::KeyConverter, &converters.key, e))?;
+    let value = converters
+        .value
+        .to_connect(m.payload())
+        .map_err(|e| failure(Stage::ValueConverter, &converters.value, e))?;
     let mut headers = Vec::new();
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
             let value = converters.header.to_connect(h.value).map_err(|e| {
-                TaskFailure(format!(
-                    "Error converting header {} of the record at {}: {e}",
-                    h.key,
-                    at()
-                ))
+                let mut f = failure(Stage::HeaderConverter, &converters.header, e);
+                f.message = format!("header {}: {}", h.key, f.message);
+                f
             })?;
             headers.push(Header {
                 key: h.key.to_owned(),
@@ -131,38 +154,119 @@ impl SinkTask {
         Ok(())
     }
 
-    /// Hands one batch to the plugin, retrying retriable errors; returns false if cancelled.
-    async fn deliver(&mut self, ctx: &TaskContext, batch: &[Record]) -> Result<bool, TaskFailure> {
+    /// Converts one consumed message into the batch; a record that does not convert goes
+    /// to the error policy.
+    async fn take(
+        &mut self,
+        ctx: &TaskContext,
+        m: &BorrowedMessage<'_>,
+        batch: &mut Batch,
+    ) -> Result<(), TaskFailure> {
+        batch
+            .positions
+            .insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
+        let original = Original::from_message(m, self.errors.keeps_bytes());
+        match convert(&mut self.converters, m) {
+            Ok(record) => {
+                batch.records.push(record);
+                batch.originals.push(original);
+                Ok(())
+            }
+            Err(failure) => self.errors.handle(ctx, &original, &failure).await,
+        }
+    }
+
+    /// Runs the batch through the transforms; failed records go to the error policy,
+    /// filtered ones are done.
+    async fn transform(&mut self, ctx: &TaskContext, batch: &mut Batch) -> Result<(), TaskFailure> {
+        if self.chain.is_empty() || batch.records.is_empty() {
+            return Ok(());
+        }
+        let results = self.chain.apply(std::mem::take(&mut batch.records)).await?;
+        let originals = std::mem::take(&mut batch.originals);
+        for (result, original) in results.into_iter().zip(originals) {
+            match result {
+                Transformed::Keep(record) => {
+                    batch.records.push(record);
+                    batch.originals.push(original);
+                }
+                Transformed::Drop => {}
+                Transformed::Failed { class, message } => {
+                    let failure = Failure {
+                        stage: Stage::Transformation,
+                        class,
+                        exception: DATA_EXCEPTION,
+                        message,
+                    };
+                    self.errors.handle(ctx, &original, &failure).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one batch to the plugin. A retriable error redelivers it: with
+    /// `errors.retry.timeout=0` (the default) until it succeeds, as Kafka Connect does;
+    /// otherwise until the timeout, when the error policy takes the batch's records.
+    /// Records the plugin rejects go to the error policy. Returns false if cancelled.
+    async fn deliver(&mut self, ctx: &TaskContext, batch: &Batch) -> Result<bool, TaskFailure> {
         let mut backoff = Backoff::new();
-        loop {
-            match self.plugin.put(batch).await {
+        let mut retry = Retry::new(self.errors.config());
+        let forever = self.errors.config().retry_timeout == Some(Duration::ZERO);
+        while !batch.records.is_empty() {
+            match self.plugin.put(&batch.records).await {
                 Ok(failures) => {
-                    if let Some(f) = failures.first() {
-                        let r = batch.get(f.index as usize);
-                        return Err(TaskFailure(format!(
-                            "Sink plugin rejected the record at topic {} partition {} offset {}: {} (errors.tolerance=none)",
-                            r.map_or("?", |r| &*r.topic),
-                            r.and_then(|r| r.partition).unwrap_or(-1),
-                            r.and_then(|r| r.offset).unwrap_or(-1),
-                            f.message
-                        )));
+                    for f in failures {
+                        let original = batch
+                            .originals
+                            .get(f.index as usize)
+                            .cloned()
+                            .unwrap_or_default();
+                        let failure = Failure {
+                            stage: Stage::TaskPut,
+                            class: self.plugin_class.clone(),
+                            exception: CONNECT_EXCEPTION,
+                            message: f.message,
+                        };
+                        self.errors.handle(ctx, &original, &failure).await?;
                     }
-                    for r in batch {
-                        if let (Some(p), Some(o)) = (r.partition, r.offset) {
-                            self.pending.insert((r.topic.to_string(), p), o + 1);
-                        }
-                    }
-                    return Ok(true);
+                    break;
                 }
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Sink write failed; redelivering the batch.");
-                    if !backoff.wait(&ctx.cancel).await {
-                        return Ok(false);
+                    let step = if forever {
+                        if backoff.wait(&ctx.cancel).await {
+                            RetryStep::Again
+                        } else {
+                            RetryStep::Cancelled
+                        }
+                    } else {
+                        retry.wait(&ctx.cancel).await
+                    };
+                    match step {
+                        RetryStep::Again => {}
+                        RetryStep::Cancelled => return Ok(false),
+                        RetryStep::Expired => {
+                            let failure = Failure {
+                                stage: Stage::TaskPut,
+                                class: self.plugin_class.clone(),
+                                exception: RETRIABLE_EXCEPTION,
+                                message: e.to_string(),
+                            };
+                            for original in &batch.originals {
+                                self.errors.handle(ctx, original, &failure).await?;
+                            }
+                            break;
+                        }
                     }
                 }
                 Err(e) => return Err(call_failure("Sink plugin failed to write a batch", e)),
             }
         }
+        for (tp, next) in &batch.positions {
+            self.pending.insert(tp.clone(), *next);
+        }
+        Ok(true)
     }
 }
 
@@ -205,10 +309,15 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         .open(&task_config)
         .await
         .map_err(|e| call_failure("Sink plugin failed to open", e))?;
+    let chain = Chain::for_task(ctx, limits).await?;
+    let errors = ErrorHandler::for_task(ctx)?;
     let mut task = SinkTask {
         consumer: Arc::new(consumer),
         plugin,
+        plugin_class: ctx.plugin.name.clone(),
         converters,
+        chain,
+        errors,
         pending: BTreeMap::new(),
         last_commit: Instant::now(),
     };
@@ -218,7 +327,9 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     set_status(&ctx.status, Status::new(State::Running));
     tracing::info!(connector = %ctx.connector, task = ctx.task_id, group = %group, "Sink task started.");
 
-    let mut batch: Vec<Record> = Vec::with_capacity(max_records);
+    let mut batch = Batch::default();
+    // Messages borrow the consumer while the task takes them in.
+    let consumer = task.consumer.clone();
     loop {
         if ctx.cancel.is_cancelled() {
             break;
@@ -229,17 +340,19 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         }
         batch.clear();
         let deadline = tokio::time::Instant::now() + BATCH_LINGER;
-        while batch.len() < max_records {
+        let mut consumed = 0;
+        while consumed < max_records {
             let received = tokio::select! {
                 () = ctx.cancel.cancelled() => break,
                 _ = ctx.target.changed() => break,
-                r = tokio::time::timeout_at(deadline, task.consumer.recv()) => r,
+                r = tokio::time::timeout_at(deadline, consumer.recv()) => r,
             };
             match received {
                 Err(_elapsed) => break,
                 Ok(Ok(message)) => {
                     ctx.note_topic(message.topic());
-                    batch.push(convert(&mut task.converters, &message)?);
+                    consumed += 1;
+                    task.take(ctx, &message, &mut batch).await?;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Consumer error.");
@@ -247,8 +360,11 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
                 }
             }
         }
-        if !batch.is_empty() && !task.deliver(ctx, &batch).await? {
-            break;
+        if !batch.is_empty() {
+            task.transform(ctx, &mut batch).await?;
+            if !task.deliver(ctx, &batch).await? {
+                break;
+            }
         }
         if task.last_commit.elapsed() >= flush_interval {
             task.commit(ctx).await?;
@@ -259,6 +375,7 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     if let Err(e) = task.plugin.close().await {
         tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Sink plugin failed to close.");
     }
+    task.chain.close().await;
     committed
 }
 

@@ -3,16 +3,19 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use rdkafka::Message;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use wasmconnect_sdk::data::{SourcePosition, SourceRecord};
+use wasmconnect_sdk::data::{Data, Record, SourcePosition, SourceRecord};
 
+use super::chain::{Chain, Transformed};
+use super::errors::{DATA_EXCEPTION, ErrorHandler, Failure, Original, Stage};
 use super::{Backoff, State, Status, Target, TaskContext, TaskFailure, set_status};
 use crate::config::connector::{self, TopicCreation};
 use crate::config::worker::prefixed;
-use crate::convert::Converters;
-use crate::herder::offsets::offset_key;
+use crate::convert::{ConvertError, Converter, Converters, JsonConverter};
+use crate::herder::offsets::{map_to_json, offset_key};
 use crate::kafka::client_config;
 use crate::plugin::{CallError, SourceInstance};
 
@@ -36,11 +39,16 @@ struct SourceTask {
     plugin: SourceInstance,
     producer: FutureProducer,
     converters: Converters,
+    chain: Chain,
+    errors: ErrorHandler,
+    /// Writes a source record for the dead letter queue (it has no bytes of its own yet).
+    dlq_converter: JsonConverter,
     creation: TopicCreation,
     known_topics: HashSet<String>,
     /// Records sent, oldest first, with their positions; a position counts only once its
-    /// record and every record before it are acknowledged.
-    in_flight: VecDeque<(DeliveryFuture, SourcePosition)>,
+    /// record and every record before it are acknowledged. Records filtered out or
+    /// skipped by the error policy have no delivery to wait for.
+    in_flight: VecDeque<(Option<DeliveryFuture>, SourcePosition)>,
     /// Positions acknowledged but not yet flushed to the offset store.
     unflushed: BTreeMap<String, SourcePosition>,
     last_flush: Instant,
@@ -48,6 +56,20 @@ struct SourceTask {
 
 fn call_failure(what: &str, err: CallError) -> TaskFailure {
     TaskFailure::new(what, err)
+}
+
+/// Why one record could not be sent.
+enum SendError {
+    /// The record failed a converter: the error policy decides.
+    Record(Failure),
+    /// The task cannot go on.
+    Task(TaskFailure),
+}
+
+impl From<TaskFailure> for SendError {
+    fn from(f: TaskFailure) -> SendError {
+        SendError::Task(f)
+    }
 }
 
 impl SourceTask {
@@ -67,74 +89,166 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Converts and sends a batch. Acknowledgements are collected later ([`Self::settle`]);
-    /// positions are recorded only for acknowledged records, in order.
+    /// A source record as the error policy shows it: written by the JsonConverter with
+    /// schemas, with its source partition and offset.
+    fn original(&self, record: &Record, position: &SourcePosition) -> Original {
+        let bytes = self.errors.keeps_bytes();
+        let write = |d: &Data| {
+            if bytes {
+                self.dlq_converter.from_connect(d).ok().flatten()
+            } else {
+                None
+            }
+        };
+        Original {
+            topic: record.topic.to_string(),
+            partition: record.partition.unwrap_or(-1),
+            offset: -1,
+            timestamp: record.timestamp,
+            key: write(&record.key),
+            value: write(&record.value),
+            headers: if bytes {
+                record
+                    .headers
+                    .iter()
+                    .map(|h| (h.key.clone(), write(&h.value)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            source_position: Some((
+                map_to_json(&position.partition).to_string(),
+                map_to_json(&position.offset).to_string(),
+            )),
+        }
+    }
+
+    /// Transforms, converts and sends a batch. Acknowledgements are collected later
+    /// ([`Self::settle`]); positions are recorded only for acknowledged records, in order.
     async fn produce(
         &mut self,
         ctx: &TaskContext,
         records: Vec<SourceRecord>,
     ) -> Result<(), TaskFailure> {
-        for sr in records {
-            let r = &sr.record;
-            self.ensure_topic(ctx, &r.topic).await?;
-            let key = self.converters.key.from_connect(&r.key).map_err(|e| {
-                TaskFailure(format!(
-                    "Error converting the key of a record for topic {}: {e}",
-                    r.topic
-                ))
-            })?;
-            let value = self.converters.value.from_connect(&r.value).map_err(|e| {
-                TaskFailure(format!(
-                    "Error converting the value of a record for topic {}: {e}",
-                    r.topic
-                ))
-            })?;
-            let mut headers = OwnedHeaders::new();
-            for h in &r.headers {
-                let bytes =
-                    self.converters.header.from_connect(&h.value).map_err(|e| {
-                        TaskFailure(format!("Error converting header {}: {e}", h.key))
-                    })?;
-                headers = headers.insert(KafkaHeader {
-                    key: &h.key,
-                    value: bytes.as_deref(),
-                });
-            }
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&r.topic).headers(headers);
-            if let Some(k) = key.as_deref() {
-                record = record.key(k);
-            }
-            if let Some(v) = value.as_deref() {
-                record = record.payload(v);
-            }
-            if let Some(p) = r.partition {
-                record = record.partition(p);
-            }
-            if let Some(ts) = r.timestamp {
-                record = record.timestamp(ts);
-            }
-            let mut pending = record;
-            let future = loop {
-                match self.producer.send_result(pending) {
-                    Ok(f) => break f,
-                    Err((e, rec))
-                        if matches!(
-                            e.rdkafka_error_code(),
-                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ) =>
-                    {
-                        pending = rec;
-                        self.producer
-                            .poll(Timeout::After(Duration::from_millis(10)));
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (records, positions): (Vec<Record>, Vec<SourcePosition>) = records
+            .into_iter()
+            .map(|sr| (sr.record, sr.position))
+            .unzip();
+        // The error policy shows records as the source gave them.
+        let originals: Option<Vec<Original>> = (!self.chain.is_empty()).then(|| {
+            records
+                .iter()
+                .zip(&positions)
+                .map(|(r, p)| self.original(r, p))
+                .collect()
+        });
+        let results = if self.chain.is_empty() {
+            records.into_iter().map(Transformed::Keep).collect()
+        } else {
+            self.chain.apply(records).await?
+        };
+        for (i, (result, position)) in results.into_iter().zip(positions).enumerate() {
+            let failure = match result {
+                Transformed::Keep(record) => match self.send(ctx, &record).await {
+                    Ok(future) => {
+                        self.in_flight.push_back((Some(future), position));
+                        continue;
                     }
-                    Err((e, _)) => return Err(TaskFailure::new("Cannot send a record", e)),
+                    Err(SendError::Task(f)) => return Err(f),
+                    Err(SendError::Record(failure)) => {
+                        let original = self.original(&record, &position);
+                        (original, failure)
+                    }
+                },
+                Transformed::Drop => {
+                    self.in_flight.push_back((None, position));
+                    continue;
+                }
+                Transformed::Failed { class, message } => {
+                    let original = originals
+                        .as_ref()
+                        .and_then(|o| o.get(i))
+                        .cloned()
+                        .unwrap_or_default();
+                    let failure = Failure {
+                        stage: Stage::Transformation,
+                        class,
+                        exception: DATA_EXCEPTION,
+                        message,
+                    };
+                    (original, failure)
                 }
             };
-            self.in_flight.push_back((future, sr.position));
+            self.errors.handle(ctx, &failure.0, &failure.1).await?;
+            self.in_flight.push_back((None, position));
         }
         self.settle(ctx, MAX_IN_FLIGHT).await
+    }
+
+    /// Converts one record and hands it to the producer.
+    async fn send(&mut self, ctx: &TaskContext, r: &Record) -> Result<DeliveryFuture, SendError> {
+        self.ensure_topic(ctx, &r.topic).await?;
+        let failure = |stage, converter: &Converter, e: ConvertError| {
+            SendError::Record(Failure {
+                stage,
+                class: converter.class_name().to_owned(),
+                exception: DATA_EXCEPTION,
+                message: e.to_string(),
+            })
+        };
+        let c = &self.converters;
+        let key = c
+            .key
+            .from_connect(&r.key)
+            .map_err(|e| failure(Stage::KeyConverter, &c.key, e))?;
+        let value = c
+            .value
+            .from_connect(&r.value)
+            .map_err(|e| failure(Stage::ValueConverter, &c.value, e))?;
+        let mut headers = OwnedHeaders::new();
+        for h in &r.headers {
+            let bytes = c
+                .header
+                .from_connect(&h.value)
+                .map_err(|e| failure(Stage::HeaderConverter, &c.header, e))?;
+            headers = headers.insert(KafkaHeader {
+                key: &h.key,
+                value: bytes.as_deref(),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).headers(headers);
+        if let Some(k) = key.as_deref() {
+            record = record.key(k);
+        }
+        if let Some(v) = value.as_deref() {
+            record = record.payload(v);
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        let mut pending = record;
+        loop {
+            match self.producer.send_result(pending) {
+                Ok(f) => return Ok(f),
+                Err((e, rec))
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ) =>
+                {
+                    pending = rec;
+                    self.producer
+                        .poll(Timeout::After(Duration::from_millis(10)));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => {
+                    return Err(SendError::Task(TaskFailure::new("Cannot send a record", e)));
+                }
+            }
+        }
     }
 
     /// Records the positions of acknowledged records, oldest first, stopping at the first
@@ -147,10 +261,11 @@ impl SourceTask {
             let Some((future, _)) = self.in_flight.front_mut() else {
                 break;
             };
-            let outcome = if must_wait {
-                Some(future.await)
-            } else {
-                future.now_or_never()
+            // `Some(None)`: nothing was sent, the position counts at once.
+            let outcome = match future {
+                None => Some(None),
+                Some(f) if must_wait => Some(Some(f.await)),
+                Some(f) => f.now_or_never().map(Some),
             };
             let Some(outcome) = outcome else {
                 break;
@@ -159,19 +274,38 @@ impl SourceTask {
                 break;
             };
             match outcome {
-                Ok(Ok(_)) => {
-                    self.unflushed
-                        .insert(offset_key(&ctx.connector, &position.partition), position);
+                None | Some(Ok(Ok(_))) => {}
+                Some(Ok(Err((e, message)))) => {
+                    // KIP-779: with errors.tolerance=all a record Kafka refused is skipped.
+                    let original = Original {
+                        topic: message.topic().to_owned(),
+                        partition: -1,
+                        offset: -1,
+                        timestamp: message.timestamp().to_millis(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers: Vec::new(),
+                        source_position: Some((
+                            map_to_json(&position.partition).to_string(),
+                            map_to_json(&position.offset).to_string(),
+                        )),
+                    };
+                    let failure = Failure {
+                        stage: Stage::KafkaProduce,
+                        class: "org.apache.kafka.clients.producer.KafkaProducer".into(),
+                        exception: "org.apache.kafka.common.KafkaException",
+                        message: format!("Kafka did not acknowledge the record: {e}"),
+                    };
+                    self.errors.handle(ctx, &original, &failure).await?;
                 }
-                Ok(Err((e, _))) => {
-                    return Err(TaskFailure::new("Kafka did not acknowledge a record", e));
-                }
-                Err(_) => {
+                Some(Err(_)) => {
                     return Err(TaskFailure(
                         "The producer was closed before a record was acknowledged".into(),
                     ));
                 }
             }
+            self.unflushed
+                .insert(offset_key(&ctx.connector, &position.partition), position);
         }
         Ok(())
     }
@@ -231,10 +365,17 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         .open(&task_config, &resume)
         .await
         .map_err(|e| call_failure("Source plugin failed to open", e))?;
+    let chain = Chain::for_task(ctx, limits).await?;
+    let errors = ErrorHandler::for_task(ctx)?;
+    let dlq_converter = JsonConverter::new(&BTreeMap::new())
+        .map_err(|e| TaskFailure::new("Cannot build the dead letter queue converter", e))?;
     let mut task = SourceTask {
         plugin,
         producer,
         converters,
+        chain,
+        errors,
+        dlq_converter,
         creation,
         known_topics: HashSet::new(),
         in_flight: VecDeque::new(),
@@ -310,5 +451,6 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     if let Err(e) = task.plugin.close().await {
         tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to close.");
     }
+    task.chain.close().await;
     result.and(drained).and(flushed)
 }

@@ -1,13 +1,16 @@
-//! A sink that misbehaves on purpose, for the isolation tests: on its first `put` it traps,
-//! loops forever, allocates without bound, or probes the filesystem (`fs`: it reads the
-//! granted `probe.file` and the ungranted `probe.ungranted`, and fails with what it saw).
+//! A sink that misbehaves on purpose, for the isolation and error policy tests: on its first
+//! `put` it traps, loops forever, allocates without bound, or probes the filesystem (`fs`:
+//! it reads the granted `probe.file` and the ungranted `probe.ungranted`, and fails with
+//! what it saw). `flaky` fails every other `put` retriably and `reject` refuses the records
+//! whose value has `"reject": true`; both append what they accepted to `probe.file` as
+//! `topic/partition/offset` lines.
 
 use wasmconnect_sdk::prelude::*;
 
 wasmconnect_sdk::config! {
     pub struct FaultsConfig {
-        /// What to do on the first put: none, trap, loop, oom or fs.
-        #[key = "fault", importance = High, values = ["none", "trap", "loop", "oom", "fs"]]
+        /// What to do: none, trap, loop, oom, fs, flaky or reject.
+        #[key = "fault", importance = High, values = ["none", "trap", "loop", "oom", "fs", "flaky", "reject"]]
         pub fault: String,
         /// With fs: a file the worker grants (its folder is preopened).
         #[key = "probe.file", importance = Low, default = String::new()]
@@ -22,6 +25,28 @@ wasmconnect_sdk::config! {
 pub struct Faults {
     config: FaultsConfig,
     written: u64,
+    calls: u64,
+}
+
+/// Appends `topic/partition/offset` of each record to the granted file.
+fn append(path: &str, records: &[&Record]) -> Result<(), PluginError> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| PluginError::fatal(format!("cannot open {path}: {e}")))?;
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&format!(
+            "{}/{}/{}\n",
+            r.topic,
+            r.partition.unwrap_or(-1),
+            r.offset.unwrap_or(-1)
+        ));
+    }
+    file.write_all(lines.as_bytes())
+        .map_err(|e| PluginError::retriable(format!("cannot write {path}: {e}")))
 }
 
 fn probe(path: &str) -> String {
@@ -44,11 +69,41 @@ impl Sink for Faults {
     }
 
     fn open(config: FaultsConfig) -> Result<Self, PluginError> {
-        Ok(Faults { config, written: 0 })
+        Ok(Faults {
+            config,
+            written: 0,
+            calls: 0,
+        })
     }
 
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
+        self.calls += 1;
         match self.config.fault.as_str() {
+            "flaky" => {
+                if self.calls % 2 == 1 {
+                    return Err(PluginError::retriable(format!(
+                        "test-faults: transient failure on call {}",
+                        self.calls
+                    )));
+                }
+                append(&self.config.probe_file, &records.iter().collect::<Vec<_>>())?;
+                Ok(Vec::new())
+            }
+            "reject" => {
+                let rejected =
+                    |r: &Record| r.value.value().map_get("reject") == Some(&Value::Boolean(true));
+                let accepted: Vec<&Record> = records.iter().filter(|r| !rejected(r)).collect();
+                append(&self.config.probe_file, &accepted)?;
+                Ok(records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| rejected(r))
+                    .map(|(i, _)| RecordFailure {
+                        index: u32::try_from(i).unwrap_or(u32::MAX),
+                        message: "test-faults: rejected on purpose".into(),
+                    })
+                    .collect())
+            }
             "fs" => Err(PluginError::fatal(format!(
                 "fs probe: granted={} ungranted={}",
                 probe(&self.config.probe_file),
