@@ -78,6 +78,21 @@
 //! };
 //! assert!(err.to_string().contains("field"));
 //! ```
+//!
+//! Built for `wasm32-wasip2` and dropped into `plugin.path`, it joins a connector's chain
+//! beside Kafka's transforms, by its name, in Kafka Connect's syntax:
+//!
+//! ```properties
+//! transforms=upper,route
+//! transforms.upper.type=Uppercase
+//! transforms.upper.field=name
+//! transforms.route.type=org.apache.kafka.connect.transforms.RegexRouter
+//! transforms.route.regex=(.*)
+//! transforms.route.replacement=$1-upper
+//! ```
+//!
+//! A record it answers with [`Outcome::Failed`] goes to the
+//! connector's error policy (`errors.tolerance`, the dead letter queue).
 
 extern crate self as wasmconnect_sdk;
 

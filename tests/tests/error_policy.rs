@@ -296,7 +296,11 @@ fn a_source_record_that_fails_a_transform_goes_to_the_sources_dlq() {
         json!({
             "connector.class": "DatagenConnector", "kafka.topic": topic,
             "iterations": "30", "max.interval": "0",
-            "transforms": "cast",
+            // Two aliases of one plugin run in one call: the failure still names its class.
+            "transforms": "insert,cast",
+            "transforms.insert.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+            "transforms.insert.static.field": "origin",
+            "transforms.insert.static.value": "test",
             "transforms.cast.type": "org.apache.kafka.connect.transforms.Cast$Value",
             "transforms.cast.spec": "userid:int32",
             "errors.tolerance": "all",

@@ -1,12 +1,13 @@
 //! Transform chains in real connectors, through the `wasmconnect` binary and the broker at
-//! `KAFKA_BOOTSTRAP`: a source chain (InsertField$Value, RegexRouter) and a sink chain with
-//! a predicate (Filter on RecordIsTombstone, MaskField$Value), in Kafka's config syntax.
+//! `KAFKA_BOOTSTRAP`: a source chain (a user transform built with the SDK, InsertField$Value,
+//! RegexRouter) and a sink chain with a predicate (Filter on RecordIsTombstone,
+//! MaskField$Value), in Kafka's config syntax.
 
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use wasmconnect_e2e::kafka::{bootstrap, committed, consume, create_topic, produce, runtime};
-use wasmconnect_e2e::{RestWorker, unique, wait_for};
+use wasmconnect_e2e::{RestWorker, unique, wait_for, workspace};
 
 const SCHEMALESS: [(&str, &str); 3] = [
     (
@@ -29,13 +30,22 @@ fn with(mut config: Json, extra: &[(&str, &str)]) -> Json {
 
 #[test]
 fn a_source_chain_inserts_a_field_and_routes_the_topic() {
-    let worker = RestWorker::start(&bootstrap(), "");
+    // The test fixtures too: a user transform built with the SDK joins the same chain.
+    let worker = RestWorker::start(
+        &bootstrap(),
+        &format!(
+            "plugin.path={},{}",
+            workspace().join("target/plugins").display(),
+            workspace().join("target/test-plugins").display()
+        ),
+    );
     let topic = unique("users");
     let config = with(
         json!({
             "connector.class": "io.confluent.kafka.connect.datagen.DatagenConnector",
             "kafka.topic": topic, "iterations": "20", "max.interval": "0",
-            "transforms": "insert,route",
+            "transforms": "user,insert,route",
+            "transforms.user.type": "Identity",
             "transforms.insert.type": "org.apache.kafka.connect.transforms.InsertField$Value",
             "transforms.insert.static.field": "origin",
             "transforms.insert.static.value": "wasmconnect",

@@ -269,10 +269,12 @@ impl ReplaceField {
                     }
                     Ok(out)
                 })?;
-                let values = value
+                let values = schema
+                    .fields
                     .iter()
-                    .filter(|(name, _)| selection.keeps(name))
-                    .map(|(_, v)| v.clone())
+                    .zip(value.into_values())
+                    .filter(|(f, _)| selection.keeps(&f.name))
+                    .map(|(_, v)| v)
                     .collect();
                 struct_data(updated, values)?
             }

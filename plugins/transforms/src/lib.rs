@@ -14,7 +14,9 @@ mod route;
 mod time;
 mod util;
 
-use wasmconnect_sdk::config::{ConfigDef, ConfigIssue, ConfigStruct};
+use wasmconnect_sdk::config::{
+    ConfigDef, ConfigIssue, ConfigKey, ConfigStruct, ConfigType, Importance, Width,
+};
 use wasmconnect_sdk::prelude::*;
 
 /// The package of Kafka's transforms.
@@ -132,11 +134,63 @@ fn resolve(class: &str) -> Option<(Build, Part)> {
         })
 }
 
-/// Builds the transform a config's `type` names.
+/// The key under which the worker passes a run of this plugin's aliases to one instance.
+pub const CHAIN: &str = "transforms";
+
+/// Builds the transform a config's `type` names, or with [`CHAIN`] the chain of aliases.
 ///
 /// # Errors
 /// Every config issue, each naming its key.
 pub fn build(config: &Config) -> Result<Box<dyn Smt>, Vec<ConfigIssue>> {
+    if config.get(CHAIN).is_some() {
+        return build_chain(config);
+    }
+    build_one(config)
+}
+
+/// Several aliases run in one call: `transforms=a,b` with each alias's keys under
+/// `transforms.<alias>.`, exactly as in a connector config. A failed record's message
+/// starts with the class that failed it (`<class>: <message>`).
+#[derive(Debug)]
+struct Chain {
+    stages: Vec<(String, Box<dyn Smt>)>,
+}
+
+impl Smt for Chain {
+    fn apply(&mut self, mut record: Record) -> Outcome {
+        for (class, stage) in &mut self.stages {
+            match stage.apply(record) {
+                Outcome::Keep(r) => record = r,
+                Outcome::Drop => return Outcome::Drop,
+                Outcome::Failed(message) => return Outcome::Failed(format!("{class}: {message}")),
+            }
+        }
+        Outcome::Keep(record)
+    }
+}
+
+fn build_chain(config: &Config) -> Result<Box<dyn Smt>, Vec<ConfigIssue>> {
+    let mut issues = Vec::new();
+    let mut stages = Vec::new();
+    for alias in util::list(config, CHAIN, &mut issues) {
+        let prefix = format!("{CHAIN}.{alias}.");
+        let own: Config = config
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, v)))
+            .collect();
+        match build_one(&own) {
+            Ok(stage) => stages.push((own.get(TYPE).unwrap_or_default().to_owned(), stage)),
+            Err(found) => issues.extend(
+                found
+                    .into_iter()
+                    .map(|i| ConfigIssue::new(format!("{prefix}{}", i.key), i.message)),
+            ),
+        }
+    }
+    util::done(Box::new(Chain { stages }) as Box<dyn Smt>, issues)
+}
+
+fn build_one(config: &Config) -> Result<Box<dyn Smt>, Vec<ConfigIssue>> {
     let Some(class) = config.get(TYPE) else {
         return Err(vec![ConfigIssue::new(
             TYPE,
@@ -157,8 +211,25 @@ pub fn build(config: &Config) -> Result<Box<dyn Smt>, Vec<ConfigIssue>> {
 pub struct TransformConfig(pub Config);
 
 impl ConfigStruct for TransformConfig {
+    /// Only [`CHAIN`]: declaring it tells the worker that a run of this plugin's aliases may
+    /// share one instance and one call per batch. Each class's own keys are checked by
+    /// `validate`.
     fn definition() -> ConfigDef {
-        ConfigDef::new()
+        ConfigDef::new().key(ConfigKey {
+            name: CHAIN.into(),
+            config_type: ConfigType::List,
+            default_value: Some(String::new()),
+            required: false,
+            importance: Importance::Low,
+            documentation: "Set by the worker: aliases of this plugin run in one call, each \
+                            with its keys under transforms.<alias>., as in a connector config."
+                .into(),
+            group: None,
+            order: 1,
+            width: Width::None,
+            display_name: CHAIN.into(),
+            recommended_values: Vec::new(),
+        })
     }
 
     fn from_config(config: &Config) -> Result<Self, Vec<ConfigIssue>> {
@@ -222,5 +293,38 @@ mod tests {
         }
         let err = build(&Config::new()).expect_err("refused");
         assert_eq!(err[0].key, "type");
+    }
+
+    #[test]
+    fn a_chain_runs_its_aliases_in_order_and_names_the_class_that_failed() {
+        let config: Config = [
+            ("transforms", "route,cast"),
+            ("transforms.route.type", "RegexRouter"),
+            ("transforms.route.regex", "a"),
+            ("transforms.route.replacement", "b"),
+            ("transforms.cast.type", "Cast$Value"),
+            ("transforms.cast.spec", "int32"),
+        ]
+        .into_iter()
+        .collect();
+        let mut chain = build(&config).expect("valid chain");
+        let out = chain.apply(Record::new("a", Data::schemaless("7")));
+        let Outcome::Keep(r) = out else {
+            panic!("kept: {out:?}")
+        };
+        assert_eq!((&*r.topic, r.value.value()), ("b", &Value::Int32(7)));
+        let out = chain.apply(Record::new("a", Data::schemaless("x")));
+        assert_eq!(
+            out,
+            Outcome::Failed("Cast$Value: For input string: \"x\"".into())
+        );
+        let bad: Config = [
+            ("transforms", "m"),
+            ("transforms.m.type", "MaskField$Value"),
+        ]
+        .into_iter()
+        .collect();
+        let issues = build(&bad).expect_err("fields missing");
+        assert_eq!(issues[0].key, "transforms.m.fields");
     }
 }

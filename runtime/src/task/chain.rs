@@ -1,5 +1,13 @@
-//! A task's transform chain: one plugin instance per alias, applied in order to a batch,
-//! each to the records its predicate selects.
+//! A task's transform chain, applied in order to a batch, each alias to the records its
+//! predicate selects.
+//!
+//! Consecutive aliases of one plugin that declares the `transforms` key (Kafka's transforms
+//! do), none with a predicate, share one instance: the worker passes them as a connector
+//! config would (`transforms=a,b`, `transforms.a.*`) and the batch crosses the boundary once
+//! for the run instead of once per alias.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wasmconnect_sdk::data::{Outcome, Record};
 
@@ -21,9 +29,67 @@ pub enum Transformed {
     },
 }
 
+/// One instance: a single alias, or a run of aliases of one plugin.
 struct Stage {
-    spec: TransformSpec,
+    /// The aliases it runs, in order; more than one only without predicates.
+    specs: Vec<TransformSpec>,
     instance: TransformInstance,
+}
+
+/// The config key by which a transform plugin says it takes a run of its aliases.
+const CHAIN_KEY: &str = "transforms";
+
+impl Stage {
+    fn applies_to(&self, record: &Record) -> bool {
+        self.specs.iter().all(|s| s.applies_to(record))
+    }
+
+    fn name(&self) -> String {
+        let aliases: Vec<&str> = self.specs.iter().map(|s| s.alias.as_str()).collect();
+        let classes: Vec<&str> = self.specs.iter().map(|s| s.class.as_str()).collect();
+        format!("{} ({})", aliases.join(","), classes.join(", "))
+    }
+
+    /// The config for the instance: the alias's own, or the run's as a connector has it.
+    fn config(specs: &[TransformSpec]) -> BTreeMap<String, String> {
+        let [spec] = specs else {
+            let mut config = BTreeMap::new();
+            let aliases: Vec<&str> = specs.iter().map(|s| s.alias.as_str()).collect();
+            config.insert(CHAIN_KEY.to_owned(), aliases.join(","));
+            for spec in specs {
+                for (k, v) in &spec.config {
+                    config.insert(format!("{CHAIN_KEY}.{}.{k}", spec.alias), v.clone());
+                }
+            }
+            return config;
+        };
+        spec.config.clone()
+    }
+
+    /// Which class failed a record, and why: a run's plugin names the class first.
+    fn failure(&self, message: String) -> (String, String) {
+        if let [spec] = self.specs.as_slice() {
+            return (spec.class.clone(), message);
+        }
+        for spec in &self.specs {
+            if let Some(rest) = message.strip_prefix(&format!("{}: ", spec.class)) {
+                return (spec.class.clone(), rest.to_owned());
+            }
+        }
+        let classes: Vec<&str> = self.specs.iter().map(|s| s.class.as_str()).collect();
+        (classes.join(", "), message)
+    }
+}
+
+/// Whether `next` can join the run of `run`'s plugin in one instance.
+fn joins(run: &[TransformSpec], next: &TransformSpec) -> bool {
+    let Some(first) = run.first() else {
+        return false;
+    };
+    Arc::ptr_eq(&first.plugin, &next.plugin)
+        && first.predicate.is_none()
+        && next.predicate.is_none()
+        && next.plugin.config_def.iter().any(|k| k.name == CHAIN_KEY)
 }
 
 /// The configured transforms, instantiated.
@@ -34,7 +100,7 @@ pub struct Chain {
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.stages.iter().map(|s| &s.spec.alias))
+            .entries(self.stages.iter().map(Stage::name))
             .finish()
     }
 }
@@ -45,20 +111,25 @@ impl Chain {
     /// # Errors
     /// When a transform cannot be instantiated or refuses its config.
     pub async fn start(specs: Vec<TransformSpec>, limits: Limits) -> Result<Chain, TaskFailure> {
-        let mut stages = Vec::with_capacity(specs.len());
+        let mut runs: Vec<Vec<TransformSpec>> = Vec::new();
         for spec in specs {
-            let what = |e: &dyn std::fmt::Display| {
-                TaskFailure(format!(
-                    "Cannot start transform {} ({}): {e}",
-                    spec.alias, spec.class
-                ))
+            match runs.last_mut() {
+                Some(run) if joins(run, &spec) => run.push(spec),
+                _ => runs.push(vec![spec]),
+            }
+        }
+        let mut stages = Vec::with_capacity(runs.len());
+        for specs in runs {
+            let plugin = specs[0].plugin.clone();
+            let config = Stage::config(&specs);
+            let mut instance = match plugin.transform(limits).await {
+                Ok(i) => i,
+                Err(e) => return Err(start_failure(&specs, &e)),
             };
-            let mut instance = spec.plugin.transform(limits).await.map_err(|e| what(&e))?;
-            instance
-                .configure(&spec.config)
-                .await
-                .map_err(|e| what(&e))?;
-            stages.push(Stage { spec, instance });
+            if let Err(e) = instance.configure(&config).await {
+                return Err(start_failure(&specs, &e));
+            }
+            stages.push(Stage { specs, instance });
         }
         Ok(Chain { stages })
     }
@@ -88,7 +159,7 @@ impl Chain {
             let mut batch = Vec::new();
             for (i, slot) in slots.iter_mut().enumerate() {
                 if let Transformed::Keep(r) = slot
-                    && stage.spec.applies_to(r)
+                    && stage.applies_to(r)
                 {
                     let Transformed::Keep(r) = std::mem::replace(slot, Transformed::Drop) else {
                         unreachable!("matched above")
@@ -100,20 +171,19 @@ impl Chain {
             if batch.is_empty() {
                 continue;
             }
-            let outcomes = stage.instance.apply(&batch).await.map_err(|e| {
-                TaskFailure(format!(
-                    "Transform {} ({}) failed: {e}",
-                    stage.spec.alias, stage.spec.class
-                ))
-            })?;
+            let outcomes = stage
+                .instance
+                .apply(&batch)
+                .await
+                .map_err(|e| TaskFailure(format!("Transform {} failed: {e}", stage.name())))?;
             for (i, outcome) in picked.into_iter().zip(outcomes) {
                 slots[i] = match outcome {
                     Outcome::Keep(r) => Transformed::Keep(r),
                     Outcome::Drop => Transformed::Drop,
-                    Outcome::Failed(message) => Transformed::Failed {
-                        class: stage.spec.class.clone(),
-                        message,
-                    },
+                    Outcome::Failed(message) => {
+                        let (class, message) = stage.failure(message);
+                        Transformed::Failed { class, message }
+                    }
                 };
             }
         }
@@ -123,8 +193,19 @@ impl Chain {
     pub async fn close(&mut self) {
         for stage in &mut self.stages {
             if let Err(e) = stage.instance.close().await {
-                tracing::warn!(transform = %stage.spec.alias, error = %e, "Transform failed to close.");
+                tracing::warn!(transform = %stage.name(), error = %e, "Transform failed to close.");
             }
         }
     }
+}
+
+fn start_failure(specs: &[TransformSpec], e: &dyn std::fmt::Display) -> TaskFailure {
+    let aliases: Vec<String> = specs
+        .iter()
+        .map(|s| format!("{} ({})", s.alias, s.class))
+        .collect();
+    TaskFailure(format!(
+        "Cannot start transform {}: {e}",
+        aliases.join(", ")
+    ))
 }

@@ -2,7 +2,7 @@
 //! offsets only after the plugin flushed; a source task polls its plugin, converts,
 //! produces and stores source offsets only for acknowledged records.
 
-mod chain;
+pub mod chain;
 mod errors;
 mod sink;
 mod source;
