@@ -8,9 +8,12 @@ use wasmconnect_sdk::config::ConfigIssue;
 use wasmconnect_sdk::data::{Field, logical};
 use wasmconnect_sdk::prelude::*;
 
+use wasmconnect_sdk::data::codec;
+
 use crate::util::{
-    SchemaMemo, done, list, map_get, map_put, optional_string, outcome, put, require_map,
-    require_schema, require_struct, required_list, required_string, struct_data, struct_like, take,
+    SchemaMemo, check_field, done, encoded_struct, list, map_get, map_put, optional_string,
+    outcome, put, require_map, require_schema, require_struct, required_list, required_string,
+    struct_data, struct_like, take,
 };
 use crate::{Part, Smt};
 
@@ -153,12 +156,30 @@ impl InsertField {
                 Data::schemaless(Value::Map(entries))
             }
             Some(schema) => {
-                let value = require_struct(data.into_value(), INSERT_PURPOSE)?;
                 let inserts = &self.inserts;
                 let updated = self.memo.get(&schema, |s| Ok(inserts.updated_schema(s)))?;
-                let mut values = value.into_values();
-                values.extend(additions.into_iter().map(|(_, v)| v));
-                struct_data(updated, values)?
+                match data.encoded().map(codec::struct_body) {
+                    // Read from a frame and untouched: append to its bytes, decode nothing.
+                    Some(Ok((n, body))) => {
+                        let added: Vec<Value> = additions.into_iter().map(|(_, v)| v).collect();
+                        for (field, v) in updated
+                            .fields
+                            .get(n..)
+                            .unwrap_or_default()
+                            .iter()
+                            .zip(&added)
+                        {
+                            check_field(field, v)?;
+                        }
+                        encoded_struct(updated, &[body], &added)?
+                    }
+                    _ => {
+                        let value = require_struct(data.into_value(), INSERT_PURPOSE)?;
+                        let mut values = value.into_values();
+                        values.extend(additions.into_iter().map(|(_, v)| v));
+                        struct_data(updated, values)?
+                    }
+                }
             }
         };
         put(&mut record, self.part, inserted);
@@ -258,7 +279,6 @@ impl ReplaceField {
                 Data::schemaless(Value::Map(kept))
             }
             Some(schema) => {
-                let value = require_struct(data.into_value(), REPLACE_PURPOSE)?;
                 let updated = self.memo.get(&schema, |s| {
                     let mut out = struct_like(s);
                     for f in s.fields.iter().filter(|f| selection.keeps(&f.name)) {
@@ -269,14 +289,30 @@ impl ReplaceField {
                     }
                     Ok(out)
                 })?;
-                let values = schema
-                    .fields
-                    .iter()
-                    .zip(value.into_values())
-                    .filter(|(f, _)| selection.keeps(&f.name))
-                    .map(|(_, v)| v)
-                    .collect();
-                struct_data(updated, values)?
+                match data.encoded().map(|b| codec::struct_fields(b, &schema)) {
+                    // Read from a frame and untouched: copy the kept fields' bytes.
+                    Some(Ok(fields)) => {
+                        let kept: Vec<&[u8]> = schema
+                            .fields
+                            .iter()
+                            .zip(fields)
+                            .filter(|(f, _)| selection.keeps(&f.name))
+                            .map(|(_, bytes)| bytes)
+                            .collect();
+                        encoded_struct(updated, &kept, &[])?
+                    }
+                    _ => {
+                        let value = require_struct(data.into_value(), REPLACE_PURPOSE)?;
+                        let values = schema
+                            .fields
+                            .iter()
+                            .zip(value.into_values())
+                            .filter(|(f, _)| selection.keeps(&f.name))
+                            .map(|(_, v)| v)
+                            .collect();
+                        struct_data(updated, values)?
+                    }
+                }
             }
         };
         put(&mut record, self.part, replaced);

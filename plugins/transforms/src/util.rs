@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use wasmconnect_sdk::config::ConfigIssue;
+use wasmconnect_sdk::data::{Field, codec};
 use wasmconnect_sdk::prelude::*;
 
 use crate::Part;
@@ -102,15 +103,41 @@ pub fn struct_like(schema: &Schema) -> Schema {
 /// fails the record with Kafka's message instead of reaching the worker.
 fn checked_struct(schema: Arc<Schema>, values: Vec<Value>) -> Result<Struct, String> {
     for (field, value) in schema.fields.iter().zip(&values) {
-        if value.is_null() && !field.schema.optional && field.schema.default.is_none() {
-            return Err(format!(
-                "Invalid value: null used for required field: \"{}\", schema type: {}",
-                field.name,
-                field.schema.schema_type.json_name().to_ascii_uppercase()
-            ));
-        }
+        check_field(field, value)?;
     }
     Struct::from_values(schema, values).map_err(|e| e.to_string())
+}
+
+/// Kafka's check that a required field is not null.
+pub fn check_field(field: &Field, value: &Value) -> Result<(), String> {
+    if value.is_null() && !field.schema.optional && field.schema.default.is_none() {
+        return Err(format!(
+            "Invalid value: null used for required field: \"{}\", schema type: {}",
+            field.name,
+            field.schema.schema_type.json_name().to_ascii_uppercase()
+        ));
+    }
+    Ok(())
+}
+
+/// Encoded struct data for `schema`: encoded field values (one slice may hold several, all
+/// read from a checked frame), then `extra` values (checked for required nulls by the
+/// caller, written by the encoder).
+pub fn encoded_struct(
+    schema: Arc<Schema>,
+    fields: &[&[u8]],
+    extra: &[Value],
+) -> Result<Data, String> {
+    let size: usize = fields.iter().map(|f| f.len()).sum();
+    let mut out = Vec::with_capacity(size + 16 + extra.len() * 16);
+    codec::put_struct_header(&mut out, schema.fields.len());
+    for f in fields {
+        out.extend_from_slice(f);
+    }
+    for v in extra {
+        codec::encode_value_into(v, &mut out);
+    }
+    Ok(Data::from_encoded_unchecked(Some(schema), out))
 }
 
 /// A struct value with its schema, checked as [`checked_struct`] does.

@@ -638,3 +638,63 @@ fn set_schema_metadata_renames_the_schema() {
         "Schema required for [updating schema metadata]"
     );
 }
+
+/// Records as a plugin receives them: read from a batch frame, values still encoded.
+fn through_frame(records: Vec<Record>) -> Vec<Record> {
+    use wasmconnect_sdk::data::batch::{decode_records, encode_records};
+    use wasmconnect_sdk::data::codec::SchemaCache;
+    decode_records(encode_records(&records), &mut SchemaCache::new()).expect("a valid frame")
+}
+
+#[test]
+fn encoded_values_are_edited_in_place_with_the_same_result() {
+    let value = || {
+        structure(vec![
+            ("id", Schema::new(SchemaType::Int64), Value::Int64(7)),
+            ("name", string(), Value::from("ada")),
+            ("payload", string().optional(), Value::Null),
+        ])
+    };
+    for (class, pairs) in [
+        (
+            "InsertField$Value",
+            vec![
+                ("static.field", "origin"),
+                ("static.value", "x"),
+                ("topic.field", "topic!"),
+                ("timestamp.field", "ts"),
+            ],
+        ),
+        (
+            "ReplaceField$Value",
+            vec![("exclude", "payload"), ("renames", "name:title")],
+        ),
+        ("ReplaceField$Value", vec![("include", "payload,id")]),
+    ] {
+        let mut h = harness(class, &pairs);
+        let decoded = kept(&mut h, sink_record(value()));
+        let framed = through_frame(vec![sink_record(value())])
+            .pop()
+            .expect("one record");
+        assert!(
+            framed.value.encoded().is_some(),
+            "the value is still encoded"
+        );
+        let edited = kept(&mut h, framed);
+        assert!(
+            edited.value.encoded().is_some(),
+            "{class}: edited without decoding"
+        );
+        assert_eq!(
+            edited.value, decoded.value,
+            "{class}: same schema and value both ways"
+        );
+    }
+    // A required field inserted as null fails the same way.
+    let mut h = harness("InsertField$Value", &[("partition.field", "p!")]);
+    let mut framed = through_frame(vec![sink_record(value())])
+        .pop()
+        .expect("one record");
+    framed.partition = None;
+    assert!(failed(&mut h, framed).contains("null used for required field: \"p\""));
+}

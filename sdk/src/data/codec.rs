@@ -377,6 +377,64 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The number of fields of an encoded struct value, and the encoded fields after its header
+/// (each a value of this format, in the order of the struct's schema). Lets a plugin add
+/// fields to a struct it read from a frame without decoding it.
+///
+/// # Errors
+/// When the bytes are not an encoded struct.
+pub fn struct_body(bytes: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    if r.byte()? != STRUCT {
+        return Err(r.err("not a struct"));
+    }
+    let n = r.len()?;
+    Ok((n, &bytes[r.pos..]))
+}
+
+/// Each field of an encoded struct value, encoded, checked against `schema`'s fields.
+///
+/// # Errors
+/// When the bytes are not a struct of `schema`.
+pub fn struct_fields<'a>(
+    bytes: &'a [u8],
+    schema: &Arc<Schema>,
+) -> Result<Vec<&'a [u8]>, DecodeError> {
+    let (n, body) = struct_body(bytes)?;
+    if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
+        return Err(DecodeError("struct arity differs from its schema".into()));
+    }
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
+    let mut out = Vec::with_capacity(n);
+    for field in &schema.fields {
+        let start = r.pos;
+        r.skip(Some(&field.schema), 1)?;
+        out.push(&body[start..r.pos]);
+    }
+    r.expect_end()?;
+    Ok(out)
+}
+
+/// Starts an encoded struct of `fields` fields; their encoded values follow, in the order
+/// of its schema.
+pub fn put_struct_header(out: &mut Vec<u8>, fields: usize) {
+    out.push(STRUCT);
+    put_varint(out, fields as u64);
+}
+
+/// Checks that `bytes` is one value of this format (of `schema`, when given).
+///
+/// # Errors
+/// What [`decode_value`] would report.
+pub fn check_value(bytes: &[u8], schema: Option<&Arc<Schema>>) -> Result<(), DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    r.skip(schema, 0)?;
+    r.expect_end()
+}
+
 /// Decodes a value; structs take their field names from `schema`.
 ///
 /// # Errors
@@ -723,5 +781,29 @@ mod tests {
         let second = cache.decode_slices(&slices).expect("table");
         assert!(Arc::ptr_eq(&first[0], &second[0]));
         assert_eq!(first[0], schema);
+    }
+
+    #[test]
+    fn encoded_structs_split_and_rebuild_without_decoding() {
+        let schema = sample_schema();
+        let bytes = encode_value(&sample_value(&schema));
+        let fields = struct_fields(&bytes, &schema).expect("split");
+        assert_eq!(fields.len(), 6);
+        assert_eq!(decode_value(fields[0], None), Ok(Value::Int64(-42)));
+        let (n, body) = struct_body(&bytes).expect("body");
+        assert_eq!((n, body.len() + 2), (6, bytes.len()));
+        // The same struct, rebuilt from its fields' bytes.
+        let mut rebuilt = Vec::new();
+        put_struct_header(&mut rebuilt, fields.len());
+        fields.iter().for_each(|f| rebuilt.extend_from_slice(f));
+        assert_eq!(rebuilt, bytes);
+        let data = super::super::Data::from_encoded(Some(schema.clone()), rebuilt).expect("valid");
+        assert_eq!(data.value(), &sample_value(&schema));
+        // A field short, or not a struct: refused, not a panic.
+        let mut short = Vec::new();
+        put_struct_header(&mut short, 5);
+        fields[..5].iter().for_each(|f| short.extend_from_slice(f));
+        assert!(super::super::Data::from_encoded(Some(schema.clone()), short).is_err());
+        assert!(struct_fields(&encode_value(&Value::Int32(1)), &schema).is_err());
     }
 }

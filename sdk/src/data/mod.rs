@@ -130,8 +130,41 @@ impl Data {
         }
     }
 
-    /// The encoded bytes, while the value is unchanged since its frame was read.
-    pub(crate) fn encoded(&self) -> Option<&[u8]> {
+    /// Data given in its encoded form (the batch frame's value format, see
+    /// [`codec`]): it is checked against `schema` now and decoded only if read. A plugin
+    /// that edits encoded values (adds a struct field with [`codec::struct_body`], drops
+    /// one with [`codec::struct_fields`]) builds its result with this.
+    ///
+    /// # Errors
+    /// When `bytes` is not one value of `schema`.
+    pub fn from_encoded(
+        schema: Option<Arc<Schema>>,
+        bytes: Vec<u8>,
+    ) -> Result<Data, codec::DecodeError> {
+        codec::check_value(&bytes, schema.as_ref())?;
+        Ok(Data::from_encoded_unchecked(schema, bytes))
+    }
+
+    /// [`Data::from_encoded`] without the check, for bytes valid by construction (pieces of
+    /// values read from a frame, and values the encoder wrote). Invalid bytes make reading
+    /// the value panic (in a plugin: its task fails); the worker checks every value it
+    /// receives, so they cannot get further.
+    pub fn from_encoded_unchecked(schema: Option<Arc<Schema>>, bytes: Vec<u8>) -> Data {
+        let end = bytes.len();
+        Data {
+            schema,
+            repr: Repr::Encoded(Encoded {
+                frame: Arc::new(bytes),
+                start: 0,
+                end,
+                decoded: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The encoded bytes, while the value is unchanged since its frame was read (or since
+    /// [`Data::from_encoded`]).
+    pub fn encoded(&self) -> Option<&[u8]> {
         match &self.repr {
             Repr::Encoded(e) => Some(&e.frame[e.start..e.end]),
             Repr::Value(_) => None,
