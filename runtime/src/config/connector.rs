@@ -18,7 +18,6 @@ pub const TOPICS: &str = "topics";
 pub const TOPICS_REGEX: &str = "topics.regex";
 pub const TRANSFORMS: &str = "transforms";
 pub const PREDICATES: &str = "predicates";
-pub const ERRORS_TOLERANCE: &str = "errors.tolerance";
 pub const BATCH_MAX_RECORDS: &str = "batch.max.records";
 
 /// The group of the common keys in a validate answer.
@@ -125,7 +124,7 @@ pub fn common_definitions(kind: PluginKind) -> Vec<ConfigKeyDef> {
             "Predicates",
         ),
         key(
-            ERRORS_TOLERANCE,
+            errors::TOLERANCE,
             ConfigType::String,
             Some("none"),
             Importance::Medium,
@@ -443,15 +442,7 @@ pub struct TopicCreation {
 }
 
 fn regex_list(config: &BTreeMap<String, String>, key: &str) -> Result<Vec<Regex>, ConfigIssue> {
-    config
-        .get(key)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
+    super::list(config, key)
         .into_iter()
         .map(|r| {
             Regex::new(&format!("^(?:{r})$"))

@@ -64,6 +64,13 @@ impl TransformSpec {
 
 const PREDICATE_PACKAGE: &str = "org.apache.kafka.connect.transforms.predicates.";
 
+/// The predicates the worker runs, by class name (`GET /connector-plugins` lists them).
+pub const PREDICATE_CLASSES: [&str; 3] = [
+    "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+    "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+    "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+];
+
 fn missing(key: &str) -> ConfigIssue {
     ConfigIssue::new(
         key,

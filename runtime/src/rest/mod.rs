@@ -15,6 +15,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Map, Value as Json, json};
 use wasmconnect_sdk::PluginKind;
 
+use crate::config::transforms::PREDICATE_CLASSES;
 use crate::convert::CONVERTER_CLASSES;
 use crate::herder::{Herder, TargetState};
 
@@ -425,13 +426,6 @@ async fn list_plugins(State(state): State<AppState>, RawQuery(query): RawQuery) 
     }
     ok(Json::Array(out))
 }
-
-/// The predicates the worker runs itself.
-const PREDICATE_CLASSES: [&str; 3] = [
-    "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
-    "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
-    "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
-];
 
 async fn plugin_config(State(state): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
     let Some(p) = state.herder.registry().find(&plugin) else {

@@ -3,16 +3,19 @@
 //! the record (`errors.log.*`), sends it to the dead letter queue with Kafka's
 //! `__connect.errors.*` headers, and lets processing go on.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
+use wasmconnect_sdk::data::SourcePosition;
 
 use super::{TaskContext, TaskFailure};
 use crate::config::errors::ErrorConfig;
 use crate::config::worker::prefixed;
+use crate::herder::offsets::map_to_json;
 use crate::kafka::{TopicSpec, client_config};
 
 /// Kafka Connect's `Stage`: where a record failed.
@@ -60,7 +63,8 @@ pub struct Failure {
 /// written by the JsonConverter with schemas (source; it had no bytes yet).
 #[derive(Debug, Clone, Default)]
 pub struct Original {
-    pub topic: String,
+    /// Shared with the record's own topic: no allocation per record.
+    pub topic: Arc<str>,
     /// -1 for a source record.
     pub partition: i32,
     /// -1 for a source record.
@@ -76,9 +80,9 @@ pub struct Original {
 impl Original {
     /// Where the record came from; with its bytes only when `bytes` (the DLQ or the log
     /// needs them).
-    pub fn from_message(m: &BorrowedMessage<'_>, bytes: bool) -> Original {
+    pub fn from_message(m: &BorrowedMessage<'_>, topic: Arc<str>, bytes: bool) -> Original {
         let mut o = Original {
-            topic: m.topic().to_owned(),
+            topic,
             partition: m.partition(),
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
@@ -95,6 +99,25 @@ impl Original {
             }
         }
         o
+    }
+
+    /// A source record: no Kafka partition or offset yet.
+    pub fn at_source(topic: Arc<str>, timestamp: Option<i64>) -> Original {
+        Original {
+            topic,
+            partition: -1,
+            offset: -1,
+            timestamp,
+            ..Original::default()
+        }
+    }
+
+    /// Adds a source record's partition and offset maps (written only for a failed record).
+    pub fn set_source_position(&mut self, position: &SourcePosition) {
+        self.source_position = Some((
+            map_to_json(&position.partition).to_string(),
+            map_to_json(&position.offset).to_string(),
+        ));
     }
 
     fn at(&self) -> String {
@@ -115,26 +138,19 @@ impl Original {
 pub struct ErrorHandler {
     config: ErrorConfig,
     dlq: Option<FutureProducer>,
-    /// Records skipped under `errors.tolerance=all`.
-    pub skipped: u64,
 }
 
 impl std::fmt::Debug for ErrorHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ErrorHandler")
             .field("config", &self.config)
-            .field("skipped", &self.skipped)
             .finish_non_exhaustive()
     }
 }
 
 impl ErrorHandler {
     pub fn new(config: ErrorConfig) -> ErrorHandler {
-        ErrorHandler {
-            config,
-            dlq: None,
-            skipped: 0,
-        }
+        ErrorHandler { config, dlq: None }
     }
 
     /// The handler of a task's connector config (`errors.*`).
@@ -181,7 +197,6 @@ impl ErrorHandler {
                 failure.message
             )));
         }
-        self.skipped += 1;
         if self.config.dlq.is_some() {
             self.send_to_dlq(ctx, original, failure).await?;
         }
@@ -303,7 +318,7 @@ fn context_headers(
     failure: &Failure,
 ) -> Vec<(&'static str, String)> {
     let mut out = vec![
-        ("__connect.errors.topic", original.topic.clone()),
+        ("__connect.errors.topic", original.topic.to_string()),
         ("__connect.errors.partition", original.partition.to_string()),
         ("__connect.errors.offset", original.offset.to_string()),
         ("__connect.errors.connector.name", ctx.connector.clone()),

@@ -39,8 +39,10 @@ struct SinkTask {
     chain: Chain,
     errors: ErrorHandler,
     /// Next offset to consume per partition, for records the plugin accepted.
-    pending: BTreeMap<(String, i32), i64>,
+    pending: BTreeMap<(Arc<str>, i32), i64>,
     last_commit: Instant,
+    /// The topic of the last message, shared by the records that follow from it.
+    topic: Option<Arc<str>>,
 }
 
 /// One consumed batch on its way to the plugin: the records still alive, where each came
@@ -50,7 +52,7 @@ struct SinkTask {
 struct Batch {
     records: Vec<Record>,
     originals: Vec<Original>,
-    positions: BTreeMap<(String, i32), i64>,
+    positions: BTreeMap<(Arc<str>, i32), i64>,
 }
 
 impl Batch {
@@ -65,7 +67,11 @@ impl Batch {
     }
 }
 
-fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Record, Failure> {
+fn convert(
+    converters: &mut Converters,
+    m: &BorrowedMessage<'_>,
+    topic: Arc<str>,
+) -> Result<Record, Failure> {
     let failure = |stage, converter: &Converter, e: ConvertError| Failure {
         stage,
         class: converter.class_name().to_owned(),
@@ -95,7 +101,7 @@ fn convert(converters: &mut Converters, m: &BorrowedMessage<'_>) -> Result<Recor
         }
     }
     Ok(Record {
-        topic: Arc::from(m.topic()),
+        topic,
         partition: Some(m.partition()),
         offset: Some(m.offset()),
         timestamp: m.timestamp().to_millis(),
@@ -162,11 +168,15 @@ impl SinkTask {
         m: &BorrowedMessage<'_>,
         batch: &mut Batch,
     ) -> Result<(), TaskFailure> {
+        let topic = match &self.topic {
+            Some(t) if **t == *m.topic() => t.clone(),
+            _ => self.topic.insert(Arc::from(m.topic())).clone(),
+        };
         batch
             .positions
-            .insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
-        let original = Original::from_message(m, self.errors.keeps_bytes());
-        match convert(&mut self.converters, m) {
+            .insert((topic.clone(), m.partition()), m.offset() + 1);
+        let original = Original::from_message(m, topic.clone(), self.errors.keeps_bytes());
+        match convert(&mut self.converters, m, topic) {
             Ok(record) => {
                 batch.records.push(record);
                 batch.originals.push(original);
@@ -320,6 +330,7 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         errors,
         pending: BTreeMap::new(),
         last_commit: Instant::now(),
+        topic: None,
     };
     let max_records =
         connector::sink_batch_max_records(&ctx.connector_config, &ctx.worker.config.raw);

@@ -15,7 +15,7 @@ use super::{Backoff, State, Status, Target, TaskContext, TaskFailure, set_status
 use crate::config::connector::{self, TopicCreation};
 use crate::config::worker::prefixed;
 use crate::convert::{ConvertError, Converter, Converters, JsonConverter};
-use crate::herder::offsets::{map_to_json, offset_key};
+use crate::herder::offsets::offset_key;
 use crate::kafka::client_config;
 use crate::plugin::{CallError, SourceInstance};
 
@@ -89,38 +89,23 @@ impl SourceTask {
         Ok(())
     }
 
-    /// A source record as the error policy shows it: written by the JsonConverter with
-    /// schemas, with its source partition and offset.
-    fn original(&self, record: &Record, position: &SourcePosition) -> Original {
-        let bytes = self.errors.keeps_bytes();
-        let write = |d: &Data| {
-            if bytes {
-                self.dlq_converter.from_connect(d).ok().flatten()
-            } else {
-                None
-            }
-        };
-        Original {
-            topic: record.topic.to_string(),
-            partition: record.partition.unwrap_or(-1),
-            offset: -1,
-            timestamp: record.timestamp,
-            key: write(&record.key),
-            value: write(&record.value),
-            headers: if bytes {
-                record
-                    .headers
-                    .iter()
-                    .map(|h| (h.key.clone(), write(&h.value)))
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            source_position: Some((
-                map_to_json(&position.partition).to_string(),
-                map_to_json(&position.offset).to_string(),
-            )),
+    /// A source record as the error policy shows it: its bytes written by the JsonConverter
+    /// with schemas, when the DLQ or the error log needs them. The source position is
+    /// added only if the record fails.
+    fn original(&self, record: &Record) -> Original {
+        let mut o = Original::at_source(record.topic.clone(), record.timestamp);
+        o.partition = record.partition.unwrap_or(-1);
+        if self.errors.keeps_bytes() {
+            let write = |d: &Data| self.dlq_converter.from_connect(d).ok().flatten();
+            o.key = write(&record.key);
+            o.value = write(&record.value);
+            o.headers = record
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), write(&h.value)))
+                .collect();
         }
+        o
     }
 
     /// Transforms, converts and sends a batch. Acknowledgements are collected later
@@ -134,42 +119,33 @@ impl SourceTask {
             .into_iter()
             .map(|sr| (sr.record, sr.position))
             .unzip();
-        // The error policy shows records as the source gave them.
-        let originals: Option<Vec<Original>> = (!self.chain.is_empty()).then(|| {
-            records
-                .iter()
-                .zip(&positions)
-                .map(|(r, p)| self.original(r, p))
-                .collect()
-        });
+        // The error policy shows records as the source gave them (before the transforms).
+        let originals: Vec<Original> = if self.chain.is_empty() {
+            Vec::new()
+        } else {
+            records.iter().map(|r| self.original(r)).collect()
+        };
         let results = if self.chain.is_empty() {
             records.into_iter().map(Transformed::Keep).collect()
         } else {
             self.chain.apply(records).await?
         };
         for (i, (result, position)) in results.into_iter().zip(positions).enumerate() {
-            let failure = match result {
+            let (mut original, failure) = match result {
                 Transformed::Keep(record) => match self.send(ctx, &record).await {
                     Ok(future) => {
                         self.in_flight.push_back((Some(future), position));
                         continue;
                     }
                     Err(SendError::Task(f)) => return Err(f),
-                    Err(SendError::Record(failure)) => {
-                        let original = self.original(&record, &position);
-                        (original, failure)
-                    }
+                    Err(SendError::Record(failure)) => (self.original(&record), failure),
                 },
                 Transformed::Drop => {
                     self.in_flight.push_back((None, position));
                     continue;
                 }
                 Transformed::Failed { class, message } => {
-                    let original = originals
-                        .as_ref()
-                        .and_then(|o| o.get(i))
-                        .cloned()
-                        .unwrap_or_default();
+                    let original = originals.get(i).cloned().unwrap_or_default();
                     let failure = Failure {
                         stage: Stage::Transformation,
                         class,
@@ -179,7 +155,8 @@ impl SourceTask {
                     (original, failure)
                 }
             };
-            self.errors.handle(ctx, &failure.0, &failure.1).await?;
+            original.set_source_position(&position);
+            self.errors.handle(ctx, &original, &failure).await?;
             self.in_flight.push_back((None, position));
         }
         self.settle(ctx, MAX_IN_FLIGHT).await
@@ -277,19 +254,13 @@ impl SourceTask {
                 None | Some(Ok(Ok(_))) => {}
                 Some(Ok(Err((e, message)))) => {
                     // KIP-779: with errors.tolerance=all a record Kafka refused is skipped.
-                    let original = Original {
-                        topic: message.topic().to_owned(),
-                        partition: -1,
-                        offset: -1,
-                        timestamp: message.timestamp().to_millis(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers: Vec::new(),
-                        source_position: Some((
-                            map_to_json(&position.partition).to_string(),
-                            map_to_json(&position.offset).to_string(),
-                        )),
-                    };
+                    let mut original = Original::at_source(
+                        message.topic().into(),
+                        message.timestamp().to_millis(),
+                    );
+                    original.key = message.key().map(<[u8]>::to_vec);
+                    original.value = message.payload().map(<[u8]>::to_vec);
+                    original.set_source_position(&position);
                     let failure = Failure {
                         stage: Stage::KafkaProduce,
                         class: "org.apache.kafka.clients.producer.KafkaProducer".into(),
