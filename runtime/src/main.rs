@@ -30,6 +30,12 @@ enum Command {
         /// Connector configs: .properties files, JSON maps, or JSON `POST /connectors` bodies.
         connectors: Vec<PathBuf>,
     },
+    /// Runs a worker of a distributed cluster, like `connect-distributed.sh`: workers with
+    /// the same `group.id` share connectors and tasks; Kafka is the only coordinator.
+    Distributed {
+        /// The worker's .properties file (`group.id`, `config.storage.topic`, ...).
+        worker: PathBuf,
+    },
 }
 
 /// A connector file: a JSON map, a JSON `{"name","config","initial_state"}` body, or a
@@ -107,6 +113,20 @@ async fn standalone(worker_file: &Path, connector_files: &[PathBuf]) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+async fn distributed(worker_file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(worker_file)
+        .with_context(|| format!("cannot read {}", worker_file.display()))?;
+    let raw = properties::parse(&text).with_context(|| format!("{}", worker_file.display()))?;
+    let config =
+        WorkerConfig::from_map(raw).with_context(|| format!("{}", worker_file.display()))?;
+    let worker = Worker::start_distributed(config)
+        .await
+        .with_context(|| format!("{}", worker_file.display()))?;
+    shutdown_signal().await;
+    worker.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -141,6 +161,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Standalone { worker, connectors } => standalone(&worker, &connectors).await,
+        Command::Distributed { worker } => distributed(&worker).await,
     };
     match result {
         Ok(code) => code,

@@ -10,9 +10,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::distributed::DistributedConfig;
 use crate::config::{KafkaTarget, WorkerConfig};
+use crate::herder::distributed::LogError;
+use crate::herder::distributed::log_spec;
 use crate::herder::offsets::{OffsetError, OffsetStore};
-use crate::herder::{Herder, HerderError, TargetState};
+use crate::herder::{DistributedHerder, Herder, HerderError, StandaloneHerder, TargetState};
 use crate::kafka::{EmbeddedKafka, TopicCreator, client_config};
 use crate::plugin::{PluginEngine, PluginError, PluginRegistry};
 use crate::rest::{self, AppState};
@@ -27,6 +30,10 @@ pub enum StartError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    #[error(transparent)]
+    Config(#[from] crate::config::WorkerConfigError),
+    #[error("cannot set up the internal topics: {0}")]
+    InternalTopics(#[from] LogError),
     #[error(transparent)]
     Plugins(#[from] PluginError),
     #[error("cannot listen on {addr}: {source}")]
@@ -43,7 +50,7 @@ pub enum StartError {
     },
 }
 
-/// A running standalone worker.
+/// A running worker, standalone or distributed.
 #[derive(Debug)]
 pub struct Worker {
     herder: Arc<Herder>,
@@ -59,11 +66,29 @@ fn fetch_cluster_id(bootstrap: &str) -> Option<String> {
 }
 
 impl Worker {
-    /// Starts everything and begins serving the REST API.
+    /// Starts a standalone worker and begins serving the REST API.
     ///
     /// # Errors
     /// When Kafka, the offset file, the plugins or the listener cannot be set up.
     pub async fn start(config: WorkerConfig) -> Result<Worker, StartError> {
+        Worker::start_mode(config, false).await
+    }
+
+    /// Starts a worker of the group `group.id` names (`connect-distributed`).
+    ///
+    /// # Errors
+    /// When a distributed setting is missing or bad, or Kafka, the internal topics, the
+    /// plugins or the listener cannot be set up.
+    pub async fn start_distributed(config: WorkerConfig) -> Result<Worker, StartError> {
+        Worker::start_mode(config, true).await
+    }
+
+    async fn start_mode(config: WorkerConfig, distributed: bool) -> Result<Worker, StartError> {
+        let distributed = if distributed {
+            Some(DistributedConfig::from_map(&config.raw)?)
+        } else {
+            None
+        };
         let started = Instant::now();
         let embedded = match &config.kafka {
             KafkaTarget::Embedded => {
@@ -81,7 +106,6 @@ impl Worker {
             (_, Some(k)) => k.bootstrap_servers().to_owned(),
             (KafkaTarget::Embedded, None) => unreachable!("embedded Kafka was started above"),
         };
-        let offsets = OffsetStore::open(config.offset_file.clone())?;
         let engine = Arc::new(
             PluginEngine::new(config.plugin_cache_dir.clone())?
                 .with_allowed_hosts(config.plugin_allowed_hosts.clone()),
@@ -122,14 +146,37 @@ impl Worker {
                 TopicCreator::Admin(Arc::new(admin))
             }
         };
+        let offsets = match &distributed {
+            None => OffsetStore::open(config.offset_file.clone())?,
+            Some(d) => {
+                let spec = log_spec(
+                    "offset.storage.topic",
+                    &d.offset_topic,
+                    format!("{}-offsets", d.group_id),
+                );
+                OffsetStore::on_topic(
+                    &bootstrap,
+                    &[&config.prefixed("producer.")],
+                    &topics,
+                    &spec,
+                    Duration::from_secs(30),
+                )
+                .await?
+            }
+        };
         let worker = Arc::new(WorkerShared {
             config,
             bootstrap,
             offsets,
-            topics,
+            topics: topics.clone(),
             plugins: registry.clone(),
         });
-        let herder = Arc::new(Herder::new(worker, registry, cancel.clone()));
+        let herder = Arc::new(match distributed {
+            None => Herder::Standalone(StandaloneHerder::new(worker, registry, cancel.clone())),
+            Some(d) => Herder::Distributed(
+                DistributedHerder::start(worker, registry, d, &topics, cancel.clone()).await?,
+            ),
+        });
         let app = rest::app(AppState {
             herder: herder.clone(),
             kafka_cluster_id,
@@ -182,8 +229,8 @@ impl Worker {
     /// it is embedded.
     pub async fn shutdown(self) {
         tracing::info!("Worker shutting down.");
-        self.cancel.cancel();
         self.herder.shutdown().await;
+        self.cancel.cancel();
         match self.server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "REST server stopped with an error."),

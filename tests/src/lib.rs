@@ -145,6 +145,36 @@ pub fn rest(
     (status, body)
 }
 
+/// Runs `wasmconnect <mode> <dir>/worker.properties` and waits for its REST API on `port`.
+fn spawn_worker(mode: &str, dir: &tempfile::TempDir, port: u16) -> Worker {
+    let child = Command::new(binary())
+        .arg(mode)
+        .arg(dir.path().join("worker.properties"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("worker process starts");
+    let mut worker = Worker(Some(child));
+    wait_for(
+        "the REST API",
+        Duration::from_secs(60),
+        || {
+            if let Some(child) = worker.0.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("the worker exited before serving REST: {status}");
+            }
+            rest(port, "GET", "/", None).0 == 200
+        },
+        || "no answer on GET /".into(),
+    );
+    worker
+}
+
 /// A worker process with only a worker config (connectors come through REST), its REST
 /// port, and its folder.
 #[derive(Debug)]
@@ -183,25 +213,7 @@ impl RestWorker {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(binary())
-            .arg("standalone")
-            .arg(self.dir.path().join("worker.properties"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("worker process starts");
-        self.worker = Worker(Some(child));
-        let port = self.port;
-        wait_for(
-            "the REST API",
-            Duration::from_secs(60),
-            || rest(port, "GET", "/", None).0 == 200,
-            || "no answer on GET /".into(),
-        );
+        self.worker = spawn_worker("standalone", &self.dir, self.port);
     }
 
     /// Kills the worker with SIGKILL (no shutdown at all) and starts it again.
@@ -278,6 +290,79 @@ impl RestWorker {
     }
 }
 
+/// A `wasmconnect distributed` worker process of the group `group`, on its own REST port.
+#[derive(Debug)]
+pub struct GroupWorker {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub worker: Worker,
+}
+
+impl GroupWorker {
+    /// Starts a worker of `group` (internal topics `<group>-configs|offsets|status`) on
+    /// `bootstrap`, with `extra` worker properties, and waits for its REST API.
+    pub fn start(bootstrap: &str, group: &str, extra: &str) -> GroupWorker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("worker.properties"),
+            format!(
+                "bootstrap.servers={bootstrap}\nlisteners=http://127.0.0.1:{port}\nplugin.path={},{}\nplugin.cache.dir={}\n\
+                 group.id={group}\nconfig.storage.topic={group}-configs\noffset.storage.topic={group}-offsets\n\
+                 status.storage.topic={group}-status\nconfig.storage.replication.factor=1\n\
+                 offset.storage.replication.factor=1\nstatus.storage.replication.factor=1\n\
+                 offset.storage.partitions=5\nstatus.storage.partitions=3\noffset.flush.interval.ms=500\n\
+                 consumer.session.timeout.ms=6000\nconsumer.heartbeat.interval.ms=1000\n{extra}\n",
+                workspace().join("target/plugins").display(),
+                workspace().join("target/test-plugins").display(),
+                workspace().join("target/test-plugin-cache").display(),
+            ),
+        )
+        .expect("worker.properties");
+        let mut worker = GroupWorker {
+            port,
+            dir,
+            worker: Worker(None),
+        };
+        worker.spawn();
+        worker
+    }
+
+    pub fn spawn(&mut self) {
+        self.worker = spawn_worker("distributed", &self.dir, self.port);
+    }
+
+    /// `host:port`, as statuses name this worker.
+    pub fn id(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether this worker leads: a leader-only write with `forward=false` is refused with
+    /// 409 by the others, and validated (400 for this empty config) by the leader.
+    pub fn is_leader(&self) -> bool {
+        let (status, _) = rest(
+            self.port,
+            "POST",
+            "/connectors?forward=false",
+            Some(&serde_json::json!({"name": "leader-probe", "config": {}})),
+        );
+        status == 400
+    }
+
+    /// SIGKILL: no shutdown, no LeaveGroup.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.worker.0.take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; it must exit cleanly.
+    pub fn stop(&mut self) {
+        stop_gracefully(std::mem::replace(&mut self.worker, Worker(None)));
+    }
+}
+
 /// A real Kafka-protocol broker for the tests: topics and records.
 pub mod kafka {
     use std::time::Duration;
@@ -304,13 +389,17 @@ pub mod kafka {
     }
 
     pub async fn create_topic(topic: &str) {
+        create_topic_with(topic, 1).await;
+    }
+
+    pub async fn create_topic_with(topic: &str, partitions: i32) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
             .create()
             .expect("admin client");
         let results = admin
             .create_topics(
-                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
                 &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
             )
             .await

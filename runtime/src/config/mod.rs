@@ -1,6 +1,7 @@
 //! Worker and connector configuration: `.properties` files, config providers, and the typed
 //! worker config.
 pub mod connector;
+pub mod distributed;
 pub mod errors;
 pub mod properties;
 pub mod providers;

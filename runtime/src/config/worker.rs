@@ -57,7 +57,7 @@ pub struct WorkerConfig {
     pub providers: ConfigProviders,
 }
 
-fn parse_num<T: std::str::FromStr>(
+pub(super) fn parse_num<T: std::str::FromStr>(
     raw: &BTreeMap<String, String>,
     key: &str,
     default: T,
@@ -142,6 +142,21 @@ const KNOWN_KEYS: &[&str] = &[
     "header.converter",
     "config.providers",
     "group.id",
+    "config.storage.topic",
+    "config.storage.replication.factor",
+    "offset.storage.topic",
+    "offset.storage.replication.factor",
+    "offset.storage.partitions",
+    "status.storage.topic",
+    "status.storage.replication.factor",
+    "status.storage.partitions",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "rebalance.timeout.ms",
+    "scheduled.rebalance.max.delay.ms",
+    "connect.protocol",
+    "worker.sync.timeout.ms",
+    "worker.unsync.backoff.ms",
 ];
 
 const KNOWN_PREFIXES: &[&str] = &[
@@ -153,6 +168,9 @@ const KNOWN_PREFIXES: &[&str] = &[
     "consumer.",
     "admin.",
     "listeners.",
+    "config.storage.",
+    "offset.storage.",
+    "status.storage.",
 ];
 
 impl WorkerConfig {

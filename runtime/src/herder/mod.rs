@@ -1,6 +1,7 @@
 //! Connector lifecycle: the herder owns connector configs, target states and running tasks.
 //! REST handlers and the CLI talk to it; tasks do not know it exists.
 
+pub mod distributed;
 pub mod offsets;
 mod standalone;
 mod validate;
@@ -9,10 +10,12 @@ use std::collections::BTreeMap;
 
 use wasmconnect_sdk::PluginKind;
 
-pub use standalone::Herder;
+pub use distributed::DistributedHerder;
+pub use standalone::StandaloneHerder;
 pub use validate::{ConfigInfos, ConfigValueInfo, FieldInfo};
 
-use crate::task::Status;
+use crate::plugin::PluginRegistry;
+use crate::task::{Status, WorkerShared};
 
 /// The state a user asked a connector to be in (stored, not observed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,12 @@ pub enum HerderError {
     Forbidden(String),
     #[error("{0}")]
     Internal(String),
+    /// Only the leader may do this; the REST layer forwards to its URL (409 when unknown).
+    #[error("Cannot complete request because this worker is not the leader")]
+    NotLeader(Option<String>),
+    /// Another worker runs this; the REST layer forwards to its URL.
+    #[error("Cannot complete request because this worker does not run {what}")]
+    NotOwner { what: String, url: String },
 }
 
 /// A connector's config and tasks (`ConnectorInfo`).
@@ -74,4 +83,186 @@ pub struct TaskInfo {
     pub connector: String,
     pub task: u32,
     pub config: BTreeMap<String, String>,
+}
+
+/// The herder of a standalone or a distributed worker; REST and the CLI use this one type.
+#[derive(Debug)]
+pub enum Herder {
+    Standalone(StandaloneHerder),
+    Distributed(DistributedHerder),
+}
+
+/// Calls the same method on whichever herder this is.
+macro_rules! dispatch {
+    ($self:ident, $h:ident => $call:expr) => {
+        match $self {
+            Herder::Standalone($h) => $call,
+            Herder::Distributed($h) => $call,
+        }
+    };
+}
+
+type Config = BTreeMap<String, String>;
+
+impl Herder {
+    pub fn worker(&self) -> &WorkerShared {
+        dispatch!(self, h => h.worker())
+    }
+
+    pub fn registry(&self) -> &PluginRegistry {
+        dispatch!(self, h => h.registry())
+    }
+
+    /// # Errors
+    /// When `connector.class` is missing or names no connector plugin.
+    pub async fn validate(&self, config: &Config) -> Result<ConfigInfos, HerderError> {
+        dispatch!(self, h => h.validate(config).await)
+    }
+
+    pub async fn connector_names(&self) -> Vec<String> {
+        dispatch!(self, h => h.connector_names().await)
+    }
+
+    /// # Errors
+    /// 409 when it exists, 400 when its config is invalid.
+    pub async fn create(
+        &self,
+        name: &str,
+        config: Config,
+        initial: TargetState,
+    ) -> Result<ConnectorInfo, HerderError> {
+        dispatch!(self, h => h.create(name, config, initial).await)
+    }
+
+    /// # Errors
+    /// 400 when the config is invalid.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        config: Config,
+    ) -> Result<(bool, ConnectorInfo), HerderError> {
+        dispatch!(self, h => h.put_config(name, config).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 400 when the result is invalid.
+    pub async fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo, HerderError> {
+        dispatch!(self, h => h.patch_config(name, patch).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn config(&self, name: &str) -> Result<Config, HerderError> {
+        dispatch!(self, h => h.config(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
+        dispatch!(self, h => h.info(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
+        dispatch!(self, h => h.status(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector or task does not exist.
+    pub async fn task_status(&self, name: &str, task: u32) -> Result<Status, HerderError> {
+        dispatch!(self, h => h.task_status(name, task).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
+        dispatch!(self, h => h.tasks(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn pause(&self, name: &str) -> Result<(), HerderError> {
+        dispatch!(self, h => h.pause(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn resume(&self, name: &str) -> Result<(), HerderError> {
+        dispatch!(self, h => h.resume(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn stop(&self, name: &str) -> Result<(), HerderError> {
+        dispatch!(self, h => h.stop(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        dispatch!(self, h => h.delete(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<Option<ConnectorStatus>, HerderError> {
+        dispatch!(self, h => h.restart(name, include_tasks, only_failed).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector or task does not exist.
+    pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), HerderError> {
+        dispatch!(self, h => h.restart_task(name, task).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 403 when topic tracking is disabled.
+    pub async fn topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
+        dispatch!(self, h => h.topics(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 403 when tracking or its reset is disabled.
+    pub async fn reset_topics(&self, name: &str) -> Result<(), HerderError> {
+        dispatch!(self, h => h.reset_topics(name).await)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 400 for a sink connector.
+    pub async fn source_offsets(
+        &self,
+        name: &str,
+    ) -> Result<Vec<wasmconnect_sdk::data::SourcePosition>, HerderError> {
+        dispatch!(self, h => h.source_offsets(name).await)
+    }
+
+    /// Task configs a connector generated, sent to the leader (`POST /connectors/{name}/tasks`).
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist; standalone workers have no such endpoint.
+    pub async fn put_task_configs(
+        &self,
+        name: &str,
+        configs: Vec<Config>,
+    ) -> Result<(), HerderError> {
+        match self {
+            Herder::Standalone(_) => Err(HerderError::NotFound("HTTP 404 Not Found".into())),
+            Herder::Distributed(h) => h.put_task_configs(name, configs).await,
+        }
+    }
+
+    /// Stops every task (each flushes and commits); a distributed worker then leaves its group.
+    pub async fn shutdown(&self) {
+        dispatch!(self, h => h.shutdown().await)
+    }
 }

@@ -1,13 +1,18 @@
 //! Source offsets. Keys and values are the JSON of Kafka Connect's offset topic
 //! (`["<connector>",{partition}]` -> `{offset}`), so they read the same to anyone migrating.
-//! Standalone mode keeps them in `offset.storage.file.filename`, rewritten atomically.
+//! Standalone mode keeps them in `offset.storage.file.filename`, rewritten atomically;
+//! distributed mode in `offset.storage.topic`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
 use wasmconnect_sdk::data::{OffsetMap, Scalar, SourcePosition};
+
+use super::distributed::log::{LogError, LogRecord, LogSpec, TopicLog};
+use crate::kafka::TopicCreator;
 
 /// The offset store failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +25,8 @@ pub enum OffsetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write offsets to the offset topic: {0}")]
+    Topic(String),
 }
 
 pub fn map_to_json(map: &OffsetMap) -> Json {
@@ -62,12 +69,40 @@ pub fn offset_key(connector: &str, partition: &OffsetMap) -> String {
     json!([connector, map_to_json(partition)]).to_string()
 }
 
+/// Where offsets are kept.
+enum Backend {
+    /// In memory only (standalone without `offset.storage.file.filename`).
+    Memory,
+    /// Standalone: one file, rewritten on each flush.
+    File(PathBuf),
+    /// Distributed: the offset topic, read by a log that keeps `entries` current.
+    Topic(TopicLog),
+}
+
 /// Source offsets, by offset-topic key. Writes go to memory; [`OffsetStore::flush`] makes
-/// them durable.
-#[derive(Debug)]
+/// them durable. Standalone and distributed workers share this interface.
 pub struct OffsetStore {
-    file: Option<PathBuf>,
-    entries: Mutex<BTreeMap<String, Json>>,
+    backend: Backend,
+    entries: Arc<Mutex<BTreeMap<String, Json>>>,
+    /// Keys put since the last flush (the topic backend writes only those).
+    dirty: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for OffsetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.backend {
+            Backend::Memory => "memory".to_owned(),
+            Backend::File(p) => p.display().to_string(),
+            Backend::Topic(log) => log.topic().to_owned(),
+        };
+        f.debug_struct("OffsetStore")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl OffsetStore {
@@ -101,20 +136,66 @@ impl OffsetStore {
             }
         }
         Ok(OffsetStore {
-            file,
-            entries: Mutex::new(entries),
+            backend: file.map_or(Backend::Memory, Backend::File),
+            entries: Arc::new(Mutex::new(entries)),
+            dirty: Mutex::new(BTreeSet::new()),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Json>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Opens the offset topic (`offset.storage.topic`), creating it when missing, and reads it.
+    ///
+    /// # Errors
+    /// When the topic cannot be created or read.
+    pub async fn on_topic(
+        bootstrap: &str,
+        client_layers: &[&BTreeMap<String, String>],
+        creator: &TopicCreator,
+        spec: &LogSpec,
+        sync_timeout: Duration,
+    ) -> Result<OffsetStore, LogError> {
+        let entries: Arc<Mutex<BTreeMap<String, Json>>> = Arc::default();
+        let sink = entries.clone();
+        let apply = move |r: LogRecord| {
+            let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
+                return;
+            };
+            let value = r.value.as_deref().map(serde_json::from_slice::<Json>);
+            let mut entries = lock(&sink);
+            match value {
+                None => {
+                    entries.remove(key);
+                }
+                Some(Ok(v)) => {
+                    entries.insert(key.to_owned(), v);
+                }
+                Some(Err(e)) => {
+                    tracing::error!(key, error = %e, "Skipping an offset record that is not JSON.");
+                }
+            }
+        };
+        let log = TopicLog::open(bootstrap, client_layers, creator, spec, apply).await?;
+        log.read_to_end(sync_timeout).await?;
+        Ok(OffsetStore {
+            backend: Backend::Topic(log),
+            entries,
+            dirty: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Waits until offsets written by other workers before the call are visible here.
+    ///
+    /// # Errors
+    /// When the offset topic cannot be read to its end in time.
+    pub async fn sync(&self, timeout: Duration) -> Result<(), LogError> {
+        match &self.backend {
+            Backend::Topic(log) => log.read_to_end(timeout).await,
+            Backend::Memory | Backend::File(_) => Ok(()),
+        }
     }
 
     /// Every stored position of `connector`.
     pub fn positions(&self, connector: &str) -> Vec<SourcePosition> {
-        self.lock()
+        lock(&self.entries)
             .iter()
             .filter_map(|(key, value)| {
                 let key: Json = serde_json::from_str(key).ok()?;
@@ -134,44 +215,85 @@ impl OffsetStore {
 
     /// Records positions in memory.
     pub fn put(&self, connector: &str, positions: &[SourcePosition]) {
-        let mut entries = self.lock();
+        let mut entries = lock(&self.entries);
+        let mut dirty = lock(&self.dirty);
         for p in positions {
-            entries.insert(offset_key(connector, &p.partition), map_to_json(&p.offset));
+            let key = offset_key(connector, &p.partition);
+            entries.insert(key.clone(), map_to_json(&p.offset));
+            dirty.insert(key);
         }
     }
 
-    /// Writes every position to the file (atomically: a temporary file, fsync, rename).
+    /// Makes every position put so far durable: the file is rewritten atomically (a
+    /// temporary file, fsync, rename); the topic gets one record per changed key.
     ///
     /// # Errors
-    /// When the file cannot be written.
-    pub fn flush(&self) -> Result<(), OffsetError> {
-        let Some(path) = &self.file else {
-            return Ok(());
-        };
-        let offsets: Vec<Json> = self
-            .lock()
+    /// When the file or the topic cannot be written.
+    pub async fn flush(&self) -> Result<(), OffsetError> {
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        match &self.backend {
+            Backend::Memory => Ok(()),
+            Backend::File(path) => {
+                let path = path.clone();
+                let text = self.file_text();
+                tokio::task::spawn_blocking(move || write_atomically(&path, &text))
+                    .await
+                    .map_err(|e| OffsetError::Topic(e.to_string()))?
+            }
+            Backend::Topic(log) => {
+                let writes: Vec<(String, Option<Vec<u8>>)> = {
+                    let entries = lock(&self.entries);
+                    dirty
+                        .iter()
+                        .map(|k| {
+                            (
+                                k.clone(),
+                                entries.get(k).map(|v| v.to_string().into_bytes()),
+                            )
+                        })
+                        .collect()
+                };
+                let sends = writes
+                    .iter()
+                    .map(|(k, v)| log.send(k.as_bytes(), v.as_deref()));
+                let results = futures::future::join_all(sends).await;
+                if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+                    // Put them back so the next flush tries again.
+                    lock(&self.dirty).extend(dirty);
+                    return Err(OffsetError::Topic(e.to_string()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn file_text(&self) -> String {
+        let offsets: Vec<Json> = lock(&self.entries)
             .iter()
             .map(|(k, v)| json!({"key": serde_json::from_str::<Json>(k).unwrap_or(Json::Null), "value": v}))
             .collect();
-        let text = json!({"version": 1, "offsets": offsets}).to_string();
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|source| OffsetError::Write {
-            path: path.clone(),
-            source,
-        })
+        json!({"version": 1, "offsets": offsets}).to_string()
     }
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), OffsetError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|source| OffsetError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -179,8 +301,8 @@ mod tests {
     use super::*;
     use wasmconnect_sdk::data::offset_map;
 
-    #[test]
-    fn positions_survive_a_reopen_in_connects_key_format() {
+    #[tokio::test]
+    async fn positions_survive_a_reopen_in_connects_key_format() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("offsets.json");
         let store = OffsetStore::open(Some(file.clone())).expect("open");
@@ -190,7 +312,7 @@ mod tests {
         };
         store.put("jdbc", std::slice::from_ref(&p));
         store.put("other", std::slice::from_ref(&p));
-        store.flush().expect("flush");
+        store.flush().await.expect("flush");
         let text = std::fs::read_to_string(&file).expect("read");
         assert!(
             text.contains(r#"["jdbc",{"protocol":"1","table":"db.t"}]"#),

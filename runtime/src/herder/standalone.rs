@@ -17,9 +17,10 @@ use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
 use crate::plugin::{Plugin, PluginRegistry};
 use crate::task::{self, SharedStatus, State, Status, Target, TaskContext, WorkerShared};
 
-struct TaskHandle {
-    status: SharedStatus,
-    target: watch::Sender<Target>,
+/// A running task, as its herder holds it.
+pub(super) struct TaskHandle {
+    pub(super) status: SharedStatus,
+    pub(super) target: watch::Sender<Target>,
     cancel: CancellationToken,
     join: JoinHandle<()>,
 }
@@ -37,16 +38,16 @@ struct Connector {
 }
 
 /// The standalone herder.
-pub struct Herder {
+pub struct StandaloneHerder {
     worker: Arc<WorkerShared>,
     registry: Arc<PluginRegistry>,
     connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
     cancel: CancellationToken,
 }
 
-impl std::fmt::Debug for Herder {
+impl std::fmt::Debug for StandaloneHerder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Herder").finish_non_exhaustive()
+        f.debug_struct("StandaloneHerder").finish_non_exhaustive()
     }
 }
 
@@ -55,7 +56,7 @@ fn not_found(name: &str) -> HerderError {
 }
 
 /// Shows a resolved task config with the connector's placeholders put back.
-fn reinsert_placeholders(
+pub(super) fn reinsert_placeholders(
     task: &BTreeMap<String, String>,
     raw: &BTreeMap<String, String>,
     resolved: &BTreeMap<String, String>,
@@ -68,13 +69,13 @@ fn reinsert_placeholders(
         .collect()
 }
 
-impl Herder {
+impl StandaloneHerder {
     pub fn new(
         worker: Arc<WorkerShared>,
         registry: Arc<PluginRegistry>,
         cancel: CancellationToken,
-    ) -> Herder {
-        Herder {
+    ) -> StandaloneHerder {
+        StandaloneHerder {
             worker,
             registry,
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -91,27 +92,7 @@ impl Herder {
     }
 
     fn plugin_for(&self, config: &BTreeMap<String, String>) -> Result<Arc<Plugin>, HerderError> {
-        let class = config.get(CONNECTOR_CLASS).ok_or_else(|| {
-            HerderError::BadRequest("Connector config is missing connector.class".into())
-        })?;
-        let plugin = self.registry.find(class).ok_or_else(|| {
-            HerderError::BadRequest(format!(
-                "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
-                self.registry
-                    .all()
-                    .iter()
-                    .filter(|p| p.kind != PluginKind::Transform)
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        if plugin.kind == PluginKind::Transform {
-            return Err(HerderError::BadRequest(format!(
-                "{class} is a transformation, not a connector"
-            )));
-        }
-        Ok(plugin)
+        plugin_for(&self.registry, config)
     }
 
     /// Validates a connector config; used by the validate endpoint and before every write.
@@ -130,12 +111,7 @@ impl Herder {
         &self,
         config: &BTreeMap<String, String>,
     ) -> Result<Arc<Plugin>, HerderError> {
-        let plugin = self.plugin_for(config)?;
-        let infos = validate::validate(&plugin, &self.registry, config).await;
-        if infos.error_count > 0 {
-            return Err(HerderError::BadRequest(infos.error_message()));
-        }
-        Ok(plugin)
+        validated(&self.registry, config).await
     }
 
     pub async fn connector_names(&self) -> Vec<String> {
@@ -544,37 +520,19 @@ impl Herder {
         config: BTreeMap<String, String>,
         connector_config: BTreeMap<String, String>,
     ) -> TaskHandle {
-        let status = Arc::new(Mutex::new(Status::new(State::Unassigned)));
-        let initial = if c.target == TargetState::Paused {
-            Target::Pause
-        } else {
-            Target::Run
-        };
-        let (target_tx, target_rx) = watch::channel(initial);
-        let cancel = self.cancel.child_token();
-        let ctx = TaskContext {
-            connector: name.to_owned(),
-            task_id: id,
-            config,
-            connector_config,
-            plugin: c.plugin.clone(),
-            worker: self.worker.clone(),
-            status: status.clone(),
-            target: target_rx,
-            cancel: cancel.clone(),
-            topics: c.topics.clone(),
-        };
-        let span = tracing::info_span!("task", connector = %name, task = id);
-        let restart = crate::config::errors::parse(&ctx.connector_config)
-            .ok()
-            .and_then(|e| e.restart);
-        let join = tokio::spawn(task::supervise(ctx, restart).instrument(span));
-        TaskHandle {
-            status,
-            target: target_tx,
-            cancel,
-            join,
-        }
+        spawn_task(
+            &self.worker,
+            &self.cancel,
+            TaskSpec {
+                connector: name,
+                plugin: &c.plugin,
+                topics: &c.topics,
+                paused: c.target == TargetState::Paused,
+                id,
+                config,
+                connector_config,
+            },
+        )
     }
 
     async fn restart_one_task(&self, name: &str, c: &mut Connector, id: u32) {
@@ -605,17 +563,7 @@ impl Herder {
     }
 
     async fn stop_task(&self, handle: TaskHandle) {
-        handle.cancel.cancel();
-        let timeout = self.worker.config.task_shutdown_timeout;
-        let mut join = handle.join;
-        if tokio::time::timeout(timeout, &mut join).await.is_err() {
-            tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "Task did not stop in time; aborting it."
-            );
-            join.abort();
-            let _ = join.await;
-        }
+        stop_task(handle, self.worker.config.task_shutdown_timeout).await;
     }
 
     async fn stop_tasks(&self, c: &mut Connector) {
@@ -630,6 +578,113 @@ impl Herder {
         for c in connectors.values_mut() {
             self.stop_tasks(c).await;
         }
+    }
+}
+
+/// The connector plugin `connector.class` names.
+pub(super) fn plugin_for(
+    registry: &PluginRegistry,
+    config: &BTreeMap<String, String>,
+) -> Result<Arc<Plugin>, HerderError> {
+    let class = config.get(CONNECTOR_CLASS).ok_or_else(|| {
+        HerderError::BadRequest("Connector config is missing connector.class".into())
+    })?;
+    let plugin = registry.find(class).ok_or_else(|| {
+        HerderError::BadRequest(format!(
+            "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
+            registry
+                .all()
+                .iter()
+                .filter(|p| p.kind != PluginKind::Transform)
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if plugin.kind == PluginKind::Transform {
+        return Err(HerderError::BadRequest(format!(
+            "{class} is a transformation, not a connector"
+        )));
+    }
+    Ok(plugin)
+}
+
+/// The connector plugin, once the config has passed validation (400 naming every error).
+pub(super) async fn validated(
+    registry: &PluginRegistry,
+    config: &BTreeMap<String, String>,
+) -> Result<Arc<Plugin>, HerderError> {
+    let plugin = plugin_for(registry, config)?;
+    let infos = validate::validate(&plugin, registry, config).await;
+    if infos.error_count > 0 {
+        return Err(HerderError::BadRequest(infos.error_message()));
+    }
+    Ok(plugin)
+}
+
+/// What a task is started with.
+pub(super) struct TaskSpec<'a> {
+    pub(super) connector: &'a str,
+    pub(super) plugin: &'a Arc<Plugin>,
+    pub(super) topics: &'a Arc<Mutex<BTreeSet<String>>>,
+    pub(super) paused: bool,
+    pub(super) id: u32,
+    /// Resolved.
+    pub(super) config: BTreeMap<String, String>,
+    /// Resolved.
+    pub(super) connector_config: BTreeMap<String, String>,
+}
+
+/// Starts a task under supervision (automatic restarts when its connector opted in).
+pub(super) fn spawn_task(
+    worker: &Arc<WorkerShared>,
+    parent: &CancellationToken,
+    spec: TaskSpec<'_>,
+) -> TaskHandle {
+    let status = Arc::new(Mutex::new(Status::new(State::Unassigned)));
+    let initial = if spec.paused {
+        Target::Pause
+    } else {
+        Target::Run
+    };
+    let (target_tx, target_rx) = watch::channel(initial);
+    let cancel = parent.child_token();
+    let ctx = TaskContext {
+        connector: spec.connector.to_owned(),
+        task_id: spec.id,
+        config: spec.config,
+        connector_config: spec.connector_config,
+        plugin: spec.plugin.clone(),
+        worker: worker.clone(),
+        status: status.clone(),
+        target: target_rx,
+        cancel: cancel.clone(),
+        topics: spec.topics.clone(),
+    };
+    let span = tracing::info_span!("task", connector = %spec.connector, task = spec.id);
+    let restart = crate::config::errors::parse(&ctx.connector_config)
+        .ok()
+        .and_then(|e| e.restart);
+    let join = tokio::spawn(task::supervise(ctx, restart).instrument(span));
+    TaskHandle {
+        status,
+        target: target_tx,
+        cancel,
+        join,
+    }
+}
+
+/// Cancels a task and waits for it to flush and commit, aborting it after `timeout`.
+pub(super) async fn stop_task(handle: TaskHandle, timeout: std::time::Duration) {
+    handle.cancel.cancel();
+    let mut join = handle.join;
+    if tokio::time::timeout(timeout, &mut join).await.is_err() {
+        tracing::warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "Task did not stop in time; aborting it."
+        );
+        join.abort();
+        let _ = join.await;
     }
 }
 

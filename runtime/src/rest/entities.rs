@@ -30,7 +30,10 @@ pub fn connector_info(info: &ConnectorInfo) -> Json {
 pub fn state(status: &Status, worker_id: &str) -> Map<String, Json> {
     let mut o = Map::new();
     o.insert("state".into(), json!(status.state));
-    o.insert("worker_id".into(), json!(worker_id));
+    o.insert(
+        "worker_id".into(),
+        json!(status.worker_id.as_deref().unwrap_or(worker_id)),
+    );
     if let Some(trace) = status.trace.as_ref().filter(|t| !t.is_empty()) {
         o.insert("trace".into(), json!(trace));
     }

@@ -12,13 +12,21 @@ use crate::herder::HerderError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Another worker should answer this (the leader, or the worker running a task); `None`
+    /// inside when its URL is unknown (mid-rebalance).
+    pub forward: Option<Option<String>>,
 }
+
+/// Put on a response that the forwarding layer should re-issue to another worker.
+#[derive(Debug, Clone)]
+pub struct ForwardTo(pub Option<String>);
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
+            forward: None,
         }
     }
 
@@ -35,6 +43,19 @@ impl From<HerderError> for ApiError {
             HerderError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HerderError::Forbidden(_) => StatusCode::FORBIDDEN,
             HerderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HerderError::NotLeader(url) => {
+                let mut e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Cannot complete request momentarily due to no known leader URL, likely because a rebalance was underway.",
+                );
+                e.forward = Some(url.clone());
+                return e;
+            }
+            HerderError::NotOwner { url, .. } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, err.to_string());
+                e.forward = Some(Some(url.clone()));
+                return e;
+            }
         };
         ApiError::new(status, err.to_string())
     }
@@ -43,6 +64,10 @@ impl From<HerderError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error_code": self.status.as_u16(), "message": self.message});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(url) = self.forward {
+            response.extensions_mut().insert(ForwardTo(url));
+        }
+        response
     }
 }

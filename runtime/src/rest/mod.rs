@@ -20,6 +20,7 @@ use crate::convert::CONVERTER_CLASSES;
 use crate::herder::{Herder, TargetState};
 
 pub use error::ApiError;
+use error::ForwardTo;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -49,7 +50,10 @@ pub fn app(state: AppState) -> Router {
         .route("/connectors/{name}/pause", put(pause_connector))
         .route("/connectors/{name}/resume", put(resume_connector))
         .route("/connectors/{name}/stop", put(stop_connector))
-        .route("/connectors/{name}/tasks", get(list_tasks))
+        .route(
+            "/connectors/{name}/tasks",
+            get(list_tasks).post(put_task_configs),
+        )
         .route("/connectors/{name}/tasks/{task}/status", get(task_status))
         .route(
             "/connectors/{name}/tasks/{task}/restart",
@@ -71,7 +75,97 @@ pub fn app(state: AppState) -> Router {
                 "HTTP 405 Method Not Allowed",
             )
         })
+        .layer(axum::middleware::from_fn(forwarding))
         .with_state(state)
+}
+
+/// Leader-only requests that reach another worker are re-issued to the leader (or to the
+/// worker that runs the task) with the same method, path, query and body, following
+/// Connect's `forward` rule: none → `forward=true`, `true` → `forward=false`, `false` → 409.
+async fn forwarding(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
+        return ApiError::bad_request("Cannot read the request body").into_response();
+    };
+    let again =
+        axum::extract::Request::from_parts(parts.clone(), axum::body::Body::from(body.clone()));
+    let response = next.run(again).await;
+    let Some(ForwardTo(target)) = response.extensions().get::<ForwardTo>().cloned() else {
+        return response;
+    };
+    let params = query_params(parts.uri.query().map(str::to_owned));
+    let next_forward = match params
+        .iter()
+        .find(|(k, _)| k == "forward")
+        .map(|(_, v)| v.as_str())
+    {
+        None => "true",
+        Some("false") => {
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "Cannot complete request because of a conflicting operation (e.g. worker rebalance)",
+            )
+            .into_response();
+        }
+        Some(_) => "false",
+    };
+    let Some(target) = target else {
+        return response;
+    };
+    let mut query: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k != "forward")
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::herder::distributed::urlencode(k),
+                crate::herder::distributed::urlencode(v)
+            )
+        })
+        .collect();
+    query.push(format!("forward={next_forward}"));
+    let url = format!(
+        "{}{}?{}",
+        target.trim_end_matches('/'),
+        parts.uri.path(),
+        query.join("&")
+    );
+    let Ok(method) = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) else {
+        return response;
+    };
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let mut forwarded = client.request(method, &url).body(body.to_vec());
+    if let Some(ct) = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        forwarded = forwarded.header(reqwest::header::CONTENT_TYPE, ct);
+    }
+    tracing::debug!(url = %url, "Forwarding a request.");
+    match forwarded.send().await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = answer
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut out = (status, bytes.to_vec()).into_response();
+            if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                out.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            out
+        }
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Cannot forward the request to {target}: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 fn ok(json: Json) -> ApiResult {
@@ -339,6 +433,21 @@ async fn list_tasks(State(state): State<AppState>, Path(name): Path<String>) -> 
 fn task_id(name: &str, raw: &str) -> Result<u32, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown task {name}-{raw}")))
+}
+
+/// The internal endpoint a connector's worker sends generated task configs to.
+async fn put_task_configs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let json = parse_json(&body)?;
+    let list = json
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("Task configs must be a JSON array of objects"))?;
+    let configs = list.iter().map(full_map).collect::<Result<Vec<_>, _>>()?;
+    state.herder.put_task_configs(&name, configs).await?;
+    status_only(StatusCode::NO_CONTENT)
 }
 
 async fn task_status(

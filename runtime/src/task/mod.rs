@@ -68,7 +68,7 @@ pub async fn supervise(ctx: TaskContext, restart: Option<RestartPolicy>) {
 }
 
 /// Kafka Connect's task and connector states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum State {
     Unassigned,
@@ -87,6 +87,8 @@ pub struct Status {
     /// Automatic restarts so far, for a task whose connector opted in
     /// (`errors.task.restart.enable`); shown as `restarts`.
     pub restarts: Option<u32>,
+    /// The worker that reported it, when not this one (distributed mode).
+    pub worker_id: Option<String>,
 }
 
 impl Status {
@@ -95,6 +97,7 @@ impl Status {
             state,
             trace: None,
             restarts: None,
+            worker_id: None,
         }
     }
 
@@ -103,6 +106,7 @@ impl Status {
             state: State::Failed,
             trace: Some(trace.into()),
             restarts: None,
+            worker_id: None,
         }
     }
 }

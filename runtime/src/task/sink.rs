@@ -293,6 +293,10 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             ("enable.partition.eof", "false"),
             // Notice topics created after the subscription (a source may create them later).
             ("topic.metadata.refresh.interval.ms", "2000"),
+            // A dead worker's consumer holds its partitions until its session times out:
+            // 10 s instead of librdkafka's 45 s keeps failover in seconds (README).
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
         ],
         &[
             &ctx.worker.config.prefixed("consumer."),

@@ -29,6 +29,9 @@ const MAX_IN_FLIGHT: usize = 20_000;
 /// How long a stopping task waits for its records in flight to be acknowledged.
 const FINAL_DRAIN: Duration = Duration::from_secs(10);
 
+/// How long a starting source task waits to see offsets other workers wrote (distributed).
+const OFFSET_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs a source task until cancelled or failed; the outcome is left in its status.
 pub async fn run_source(mut ctx: TaskContext) {
     let outcome = source_loop(&mut ctx).await;
@@ -291,10 +294,10 @@ impl SourceTask {
         let positions: Vec<SourcePosition> =
             std::mem::take(&mut self.unflushed).into_values().collect();
         ctx.worker.offsets.put(&ctx.connector, &positions);
-        let worker = ctx.worker.clone();
-        tokio::task::spawn_blocking(move || worker.offsets.flush())
+        ctx.worker
+            .offsets
+            .flush()
             .await
-            .map_err(|e| TaskFailure::new("Offset flush panicked", e))?
             .map_err(|e| TaskFailure::new("Cannot store source offsets", e))?;
         if let Err(e) = self.plugin.commit(&positions).await {
             tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to handle a commit.");
@@ -331,6 +334,11 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         .source(limits, &task_config)
         .await
         .map_err(|e| TaskFailure::new("Cannot start the source plugin", e))?;
+    ctx.worker
+        .offsets
+        .sync(OFFSET_SYNC_TIMEOUT)
+        .await
+        .map_err(|e| TaskFailure::new("Cannot read the latest source offsets", e))?;
     let resume = ctx.worker.offsets.positions(&ctx.connector);
     plugin
         .open(&task_config, &resume)

@@ -1,0 +1,1280 @@
+//! The distributed herder. Three loops share one state:
+//! - membership: joins the group, (as leader) assigns work, heartbeats, rejoins;
+//! - reconcile: makes what runs here match the assignment and the config topic, and writes
+//!   the status of what runs here to the status topic;
+//! - the config and status topic readers, which keep the cluster view current.
+//!
+//! REST calls read that view; writes go to the config topic through the leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use wasmconnect_sdk::PluginKind;
+use wasmconnect_sdk::data::SourcePosition;
+
+use super::assign::{AssignorState, assign};
+use super::group::{GroupMember, GroupSettings};
+use super::log::{LogError, LogSpec, TopicLog};
+use super::protocol::{Assignment, CONFIG_MISMATCH, PROTOCOL_TYPE, Protocol, Work, WorkerMetadata};
+use super::store::{self, ClusterConfig, ClusterStatus, Config, StatusRecord};
+use crate::config::distributed::{DistributedConfig, InternalTopic};
+use crate::herder::standalone::{
+    TaskHandle, TaskSpec, plugin_for, reinsert_placeholders, spawn_task, stop_task, validated,
+};
+use crate::herder::validate::{self, ConfigInfos};
+use crate::herder::{ConnectorInfo, ConnectorStatus, HerderError, TargetState, TaskInfo};
+use crate::kafka::{TopicCreator, TopicSpec};
+use crate::plugin::PluginRegistry;
+use crate::task::{self, State, Status, Target, WorkerShared};
+
+/// How often the reconcile loop looks at statuses when nothing woke it.
+const RECONCILE_TICK: Duration = Duration::from_millis(200);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What this worker knows of the group right now.
+#[derive(Debug, Clone, Default)]
+struct GroupView {
+    generation: i32,
+    leader_url: Option<String>,
+    is_leader: bool,
+    /// Everything assigned to this worker.
+    assigned: BTreeSet<Work>,
+}
+
+struct LocalConnector {
+    /// The raw config task configs were last generated from.
+    applied: Option<Config>,
+    status: Status,
+}
+
+struct LocalTask {
+    handle: TaskHandle,
+    /// The raw committed task config it runs.
+    config: Config,
+    target: TargetState,
+}
+
+/// What runs on this worker.
+#[derive(Default)]
+struct Local {
+    connectors: BTreeMap<String, LocalConnector>,
+    tasks: BTreeMap<(String, u32), LocalTask>,
+    topics: BTreeMap<String, Arc<Mutex<BTreeSet<String>>>>,
+    /// The last status record written for each key.
+    written: BTreeMap<String, StatusRecord>,
+    /// Restart requests acted on, by connector (config-topic offset).
+    restarts_seen: BTreeMap<String, i64>,
+    restarts_primed: bool,
+}
+
+struct Inner {
+    worker: Arc<WorkerShared>,
+    registry: Arc<PluginRegistry>,
+    cancel: CancellationToken,
+    settings: DistributedConfig,
+    /// `http://host:port/`, what other workers forward to.
+    url: String,
+    /// `host:port`, as statuses name this worker.
+    worker_id: String,
+    config_log: TopicLog,
+    config: Arc<Mutex<ClusterConfig>>,
+    status_log: TopicLog,
+    statuses: Arc<Mutex<ClusterStatus>>,
+    view: Mutex<GroupView>,
+    local: tokio::sync::Mutex<Local>,
+    /// Reconcile now.
+    wake: Arc<Notify>,
+    /// The membership loop should rejoin (the leader saw configured work change).
+    rejoin: Notify,
+    http: reqwest::Client,
+}
+
+/// The herder of a worker in a group.
+pub struct DistributedHerder {
+    inner: Arc<Inner>,
+    membership: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stopped: CancellationToken,
+}
+
+impl std::fmt::Debug for DistributedHerder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedHerder")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an internal topic is created and read.
+pub fn log_spec(setting: &'static str, t: &InternalTopic, client_id: String) -> LogSpec {
+    LogSpec {
+        setting,
+        topic: t.topic.clone(),
+        create: TopicSpec {
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            configs: t.settings.clone(),
+        },
+        single_partition: setting == "config.storage.topic",
+        client_id,
+    }
+}
+
+fn not_found(name: &str) -> HerderError {
+    HerderError::NotFound(format!("Connector {name} not found"))
+}
+
+fn internal(e: impl std::fmt::Display) -> HerderError {
+    HerderError::Internal(e.to_string())
+}
+
+/// Every unit of work the config names: each connector, and each committed task unless the
+/// connector is stopped.
+fn configured_work(c: &ClusterConfig) -> BTreeSet<Work> {
+    let mut work = BTreeSet::new();
+    for name in c.connectors.keys() {
+        work.insert(Work::Connector(name.clone()));
+        if c.target(name) == TargetState::Stopped {
+            continue;
+        }
+        for id in 0..c.tasks.get(name).map_or(0, Vec::len) {
+            work.insert(Work::Task(name.clone(), id as u32));
+        }
+    }
+    work
+}
+
+impl DistributedHerder {
+    /// Opens the config and status topics, reads them, and starts the loops. Joining the
+    /// group happens in the background.
+    ///
+    /// # Errors
+    /// When an internal topic cannot be created, has the wrong shape, or cannot be read.
+    pub async fn start(
+        worker: Arc<WorkerShared>,
+        registry: Arc<PluginRegistry>,
+        settings: DistributedConfig,
+        creator: &TopicCreator,
+        cancel: CancellationToken,
+    ) -> Result<DistributedHerder, LogError> {
+        let base = format!("{}-", settings.group_id);
+        let producer_settings = worker.config.prefixed("producer.");
+        let layers = [&producer_settings];
+        let wake = Arc::new(Notify::new());
+        let config = Arc::new(Mutex::new(ClusterConfig::new()));
+        let config_log = {
+            let (config, wake) = (config.clone(), wake.clone());
+            let spec = log_spec(
+                "config.storage.topic",
+                &settings.config_topic,
+                format!("{base}configs"),
+            );
+            TopicLog::open(&worker.bootstrap, &layers, creator, &spec, move |r| {
+                let key = r.key.as_deref().map(String::from_utf8_lossy);
+                if let Some(key) = key {
+                    lock(&config).apply(r.offset, &key, r.value.as_deref());
+                    wake.notify_one();
+                }
+            })
+            .await?
+        };
+        let statuses = Arc::new(Mutex::new(ClusterStatus::default()));
+        let status_log = {
+            let statuses = statuses.clone();
+            let spec = log_spec(
+                "status.storage.topic",
+                &settings.status_topic,
+                format!("{base}statuses"),
+            );
+            TopicLog::open(&worker.bootstrap, &layers, creator, &spec, move |r| {
+                if let Some(key) = r.key.as_deref().map(String::from_utf8_lossy) {
+                    lock(&statuses).apply(&key, r.value.as_deref());
+                }
+            })
+            .await?
+        };
+        config_log.read_to_end(Duration::from_secs(30)).await?;
+        status_log.read_to_end(Duration::from_secs(30)).await?;
+        let worker_id = worker.config.advertised.clone();
+        let inner = Arc::new(Inner {
+            url: format!("http://{worker_id}/"),
+            worker_id,
+            worker,
+            registry,
+            cancel: cancel.child_token(),
+            settings,
+            config_log,
+            config,
+            status_log,
+            statuses,
+            view: Mutex::new(GroupView::default()),
+            local: tokio::sync::Mutex::new(Local::default()),
+            wake,
+            rejoin: Notify::new(),
+            http: reqwest::Client::new(),
+        });
+        let stopped = CancellationToken::new();
+        tokio::spawn(reconcile_loop(inner.clone()));
+        let membership = tokio::spawn(membership_loop(inner.clone(), stopped.clone()));
+        Ok(DistributedHerder {
+            inner,
+            membership: Mutex::new(Some(membership)),
+            stopped,
+        })
+    }
+
+    pub fn worker(&self) -> &WorkerShared {
+        &self.inner.worker
+    }
+
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.inner.registry
+    }
+
+    fn snapshot(&self) -> ClusterConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    fn view(&self) -> GroupView {
+        lock(&self.inner.view).clone()
+    }
+
+    /// `Ok` when this worker leads; otherwise where to forward.
+    fn require_leader(&self) -> Result<(), HerderError> {
+        let view = self.view();
+        if view.is_leader {
+            Ok(())
+        } else {
+            Err(HerderError::NotLeader(view.leader_url))
+        }
+    }
+
+    /// Writes config records in order, then waits until this worker has read them.
+    async fn write_config(&self, records: &[(String, Option<Vec<u8>>)]) -> Result<(), HerderError> {
+        for (key, value) in records {
+            self.inner
+                .config_log
+                .send(key.as_bytes(), value.as_deref())
+                .await
+                .map_err(internal)?;
+        }
+        self.inner
+            .config_log
+            .read_to_end(
+                self.inner
+                    .settings
+                    .worker_sync_timeout
+                    .max(Duration::from_secs(10)),
+            )
+            .await
+            .map_err(internal)
+    }
+
+    /// # Errors
+    /// When `connector.class` is missing or names no connector plugin.
+    pub async fn validate(&self, config: &Config) -> Result<ConfigInfos, HerderError> {
+        let plugin = plugin_for(&self.inner.registry, config)?;
+        Ok(validate::validate(&plugin, &self.inner.registry, config).await)
+    }
+
+    pub async fn connector_names(&self) -> Vec<String> {
+        self.snapshot().connectors.keys().cloned().collect()
+    }
+
+    fn info_from(&self, name: &str, c: &ClusterConfig) -> Result<ConnectorInfo, HerderError> {
+        let config = c.connectors.get(name).ok_or_else(|| not_found(name))?;
+        Ok(ConnectorInfo {
+            name: name.to_owned(),
+            config: config.clone(),
+            tasks: (0..c.tasks.get(name).map_or(0, Vec::len) as u32).collect(),
+            kind: self.kind_of(config),
+        })
+    }
+
+    fn kind_of(&self, config: &Config) -> PluginKind {
+        plugin_for(&self.inner.registry, config).map_or(PluginKind::Source, |p| p.kind)
+    }
+
+    /// # Errors
+    /// 409 when it exists, 400 when its config is invalid; forwarded when not the leader.
+    pub async fn create(
+        &self,
+        name: &str,
+        mut config: Config,
+        initial: TargetState,
+    ) -> Result<ConnectorInfo, HerderError> {
+        self.require_leader()?;
+        config.insert("name".into(), name.into());
+        validated(&self.inner.registry, &config).await?;
+        if self.snapshot().connectors.contains_key(name) {
+            return Err(HerderError::AlreadyExists(format!(
+                "Connector {name} already exists"
+            )));
+        }
+        let mut records = Vec::new();
+        if initial != TargetState::Started {
+            records.push((store::target_key(name), Some(store::target_value(initial))));
+        }
+        records.push((
+            store::connector_key(name),
+            Some(store::properties_value(&config)),
+        ));
+        self.write_config(&records).await?;
+        tracing::info!(connector = %name, "Created connector.");
+        self.info(name).await
+    }
+
+    /// # Errors
+    /// 400 when the config is invalid; forwarded when not the leader.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        mut config: Config,
+    ) -> Result<(bool, ConnectorInfo), HerderError> {
+        self.require_leader()?;
+        config.insert("name".into(), name.into());
+        validated(&self.inner.registry, &config).await?;
+        let created = !self.snapshot().connectors.contains_key(name);
+        self.write_config(&[(
+            store::connector_key(name),
+            Some(store::properties_value(&config)),
+        )])
+        .await?;
+        tracing::info!(connector = %name, created, "Wrote connector config.");
+        Ok((created, self.info(name).await?))
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 400 when the result is invalid.
+    pub async fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo, HerderError> {
+        self.require_leader()?;
+        let mut config = self.config(name).await?;
+        for (k, v) in patch {
+            match v {
+                Some(v) => config.insert(k, v),
+                None => config.remove(&k),
+            };
+        }
+        self.put_config(name, config).await.map(|(_, i)| i)
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn config(&self, name: &str) -> Result<Config, HerderError> {
+        self.snapshot()
+            .connectors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
+        self.info_from(name, &self.snapshot())
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
+        let c = self.snapshot();
+        if !c.connectors.contains_key(name) {
+            return Err(not_found(name));
+        }
+        Ok(c.tasks
+            .get(name)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, config)| TaskInfo {
+                connector: name.to_owned(),
+                task: i as u32,
+                config: config.clone(),
+            })
+            .collect())
+    }
+
+    /// The status as the status topic has it: the same on every worker.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
+        let c = self.snapshot();
+        let config = c.connectors.get(name).ok_or_else(|| {
+            HerderError::NotFound(format!("No status found for connector {name}"))
+        })?;
+        let statuses = lock(&self.inner.statuses).clone();
+        let connector = statuses
+            .connectors
+            .get(name)
+            .map_or_else(|| Status::new(State::Unassigned), StatusRecord::status);
+        let tasks = (0..c.tasks.get(name).map_or(0, Vec::len) as u32)
+            .map(|id| {
+                let s = statuses
+                    .tasks
+                    .get(&(name.to_owned(), id))
+                    .map_or_else(|| Status::new(State::Unassigned), StatusRecord::status);
+                (id, s)
+            })
+            .collect();
+        Ok(ConnectorStatus {
+            name: name.to_owned(),
+            connector,
+            tasks,
+            kind: self.kind_of(config),
+        })
+    }
+
+    /// # Errors
+    /// 404 when the connector or task does not exist.
+    pub async fn task_status(&self, name: &str, task: u32) -> Result<Status, HerderError> {
+        let status = self.status(name).await?;
+        status
+            .tasks
+            .into_iter()
+            .find(|(id, _)| *id == task)
+            .map(|(_, s)| s)
+            .ok_or_else(|| HerderError::NotFound(format!("No status found for task {name}-{task}")))
+    }
+
+    async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
+        if !self.snapshot().connectors.contains_key(name) {
+            return Err(HerderError::NotFound(format!("Unknown connector {name}")));
+        }
+        let mut records = vec![(store::target_key(name), Some(store::target_value(target)))];
+        if target == TargetState::Stopped {
+            // Stopping also drops the task configs (Connect writes a zero-task commit).
+            records.push((store::commit_key(name), Some(store::commit_value(0))));
+        }
+        self.write_config(&records).await?;
+        tracing::info!(connector = %name, target = ?target, "Changed target state.");
+        Ok(())
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn pause(&self, name: &str) -> Result<(), HerderError> {
+        self.set_target(name, TargetState::Paused).await
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist.
+    pub async fn resume(&self, name: &str) -> Result<(), HerderError> {
+        self.set_target(name, TargetState::Started).await
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist; forwarded when not the leader.
+    pub async fn stop(&self, name: &str) -> Result<(), HerderError> {
+        self.require_leader()?;
+        self.set_target(name, TargetState::Stopped).await
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist; forwarded when not the leader.
+    pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        self.require_leader()?;
+        let c = self.snapshot();
+        if !c.connectors.contains_key(name) {
+            return Err(not_found(name));
+        }
+        self.write_config(&[
+            (store::connector_key(name), None),
+            (store::target_key(name), None),
+        ])
+        .await?;
+        let statuses = lock(&self.inner.statuses).clone();
+        let mut keys = vec![store::connector_status_key(name)];
+        keys.extend(
+            statuses
+                .tasks
+                .keys()
+                .filter(|(c, _)| c == name)
+                .map(|(c, id)| store::task_status_key(c, *id)),
+        );
+        for key in keys {
+            if let Err(e) = self.inner.status_log.send(key.as_bytes(), None).await {
+                tracing::warn!(key, error = %e, "Cannot remove a deleted connector's status.");
+            }
+        }
+        tracing::info!(connector = %name, "Deleted connector.");
+        Ok(())
+    }
+
+    /// Writes a restart request to the config topic; the workers that run the connector and
+    /// its tasks act on it.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist; forwarded when not the leader.
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<Option<ConnectorStatus>, HerderError> {
+        self.require_leader()?;
+        let mut planned = self.status(name).await.map_err(|_| not_found(name))?;
+        if !only_failed || planned.connector.state == State::Failed {
+            planned.connector.state = State::Restarting;
+        }
+        if include_tasks {
+            for (_, s) in &mut planned.tasks {
+                if !only_failed || s.state == State::Failed {
+                    s.state = State::Restarting;
+                }
+            }
+        }
+        self.write_config(&[(
+            store::restart_key(name),
+            Some(store::restart_value(include_tasks, only_failed)),
+        )])
+        .await?;
+        tracing::info!(connector = %name, include_tasks, only_failed, "Requested a restart.");
+        Ok((include_tasks || only_failed).then_some(planned))
+    }
+
+    /// Restarts a task that runs here; forwarded to the worker that runs it otherwise.
+    ///
+    /// # Errors
+    /// 404 when the connector or task does not exist.
+    pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), HerderError> {
+        let c = self.snapshot();
+        if c.tasks.get(name).is_none_or(|t| task as usize >= t.len()) {
+            return Err(HerderError::NotFound(format!("Unknown task {name}-{task}")));
+        }
+        let mut local = self.inner.local.lock().await;
+        if let Some(t) = local.tasks.remove(&(name.to_owned(), task)) {
+            stop_task(t.handle, self.inner.worker.config.task_shutdown_timeout).await;
+            drop(local);
+            self.inner.wake.notify_one();
+            return Ok(());
+        }
+        let owner = lock(&self.inner.statuses)
+            .tasks
+            .get(&(name.to_owned(), task))
+            .map(|s| s.worker_id.clone());
+        match owner {
+            Some(w) if w != self.inner.worker_id => Err(HerderError::NotOwner {
+                what: format!("task {name}-{task}"),
+                url: format!("http://{w}/"),
+            }),
+            _ => Err(HerderError::NotLeader(None)),
+        }
+    }
+
+    /// Topics the connector's tasks on this worker have used.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist, 403 when topic tracking is disabled.
+    pub async fn topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
+        if !self.inner.worker.config.topic_tracking_enable {
+            return Err(HerderError::Forbidden("Topic tracking is disabled.".into()));
+        }
+        if !self.snapshot().connectors.contains_key(name) {
+            return Err(not_found(name));
+        }
+        let local = self.inner.local.lock().await;
+        Ok(local
+            .topics
+            .get(name)
+            .map(|t| lock(t).iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist, 403 when tracking or its reset is disabled.
+    pub async fn reset_topics(&self, name: &str) -> Result<(), HerderError> {
+        if !self.inner.worker.config.topic_tracking_allow_reset {
+            return Err(HerderError::Forbidden(
+                "Topic tracking reset is disabled.".into(),
+            ));
+        }
+        self.topics(name).await?;
+        if let Some(t) = self.inner.local.lock().await.topics.get(name) {
+            lock(t).clear();
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// 404 when the connector does not exist; 400 for a sink connector.
+    pub async fn source_offsets(&self, name: &str) -> Result<Vec<SourcePosition>, HerderError> {
+        let config = self.config(name).await?;
+        if self.kind_of(&config) != PluginKind::Source {
+            return Err(HerderError::BadRequest(format!(
+                "{name} is a sink connector: read its consumer group connect-{name} for its offsets"
+            )));
+        }
+        self.inner
+            .worker
+            .offsets
+            .sync(Duration::from_secs(10))
+            .await
+            .map_err(internal)?;
+        Ok(self.inner.worker.offsets.positions(name))
+    }
+
+    /// Task configs from the worker that runs the connector; the leader writes them.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist; forwarded when not the leader.
+    pub async fn put_task_configs(
+        &self,
+        name: &str,
+        configs: Vec<Config>,
+    ) -> Result<(), HerderError> {
+        self.require_leader()?;
+        if !self.snapshot().connectors.contains_key(name) {
+            return Err(not_found(name));
+        }
+        write_task_configs(&self.inner, name, &configs).await
+    }
+
+    /// Stops every task here, then leaves the group so the others take over at once.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let membership = lock(&self.membership).take();
+        if let Some(m) = membership {
+            let _ = m.await;
+        }
+        self.stopped.cancelled().await;
+    }
+}
+
+/// Writes `task-*` records and then the `commit-*` record that makes them current.
+async fn write_task_configs(
+    inner: &Inner,
+    name: &str,
+    configs: &[Config],
+) -> Result<(), HerderError> {
+    for (id, config) in configs.iter().enumerate() {
+        inner
+            .config_log
+            .send(
+                store::task_key(name, id as u32).as_bytes(),
+                Some(&store::properties_value(config)),
+            )
+            .await
+            .map_err(internal)?;
+    }
+    inner
+        .config_log
+        .send(
+            store::commit_key(name).as_bytes(),
+            Some(&store::commit_value(configs.len())),
+        )
+        .await
+        .map_err(internal)?;
+    tracing::info!(connector = %name, tasks = configs.len(), "Wrote task configs.");
+    Ok(())
+}
+
+/// Joins, assigns (as leader), applies the assignment, heartbeats; again on every rebalance.
+async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
+    let s = &inner.settings;
+    let mut member = GroupMember::new(
+        &inner.worker.bootstrap,
+        PROTOCOL_TYPE,
+        GroupSettings {
+            group_id: s.group_id.clone(),
+            client_id: format!("{}-{}", s.group_id, inner.worker_id),
+            session_timeout: s.session_timeout,
+            rebalance_timeout: s.rebalance_timeout,
+            heartbeat_interval: s.heartbeat_interval,
+            request_timeout: s.session_timeout.max(Duration::from_secs(5)),
+        },
+    );
+    let mut assignor = AssignorState::default();
+    let mut current: BTreeSet<Work> = BTreeSet::new();
+    let mut leader_configured: Option<BTreeSet<Work>>;
+    'rebalance: while !inner.cancel.is_cancelled() {
+        let offset = lock(&inner.config).offset;
+        let allocation = Assignment {
+            assigned: current.clone(),
+            ..Assignment::default()
+        };
+        let protocols: Vec<(&str, Vec<u8>)> = s
+            .protocol
+            .offered()
+            .into_iter()
+            .map(|p| {
+                let meta = WorkerMetadata {
+                    url: inner.url.clone(),
+                    config_offset: offset,
+                    allocation: (!current.is_empty()).then(|| allocation.clone()),
+                };
+                (p.name(), meta.encode(p.version()))
+            })
+            .collect();
+        if s.protocol == Protocol::Eager && !current.is_empty() {
+            // Eager members give up everything before each rebalance.
+            revoke(&inner, &std::mem::take(&mut current)).await;
+        }
+        let joined = tokio::select! {
+            () = inner.cancel.cancelled() => break,
+            j = member.join(&protocols) => j,
+        };
+        let joined = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot join the worker group; retrying.");
+                lock(&inner.view).leader_url = None;
+                tokio::time::sleep(s.heartbeat_interval).await;
+                continue;
+            }
+        };
+        let protocol = Protocol::from_name(&joined.protocol).unwrap_or(Protocol::Eager);
+        let assignments = if joined.is_leader() {
+            let (out, configured) = lead(&inner, &joined, protocol, &mut assignor).await;
+            leader_configured = Some(configured);
+            out
+        } else {
+            leader_configured = None;
+            Vec::new()
+        };
+        let bytes = tokio::select! {
+            () = inner.cancel.cancelled() => break,
+            b = member.sync(&joined, assignments) => b,
+        };
+        let assignment = match bytes.map(|b| Assignment::decode(&b)) {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "The leader sent an assignment that cannot be read; rejoining.");
+                continue;
+            }
+            Err(e) => {
+                if !e.needs_rejoin() {
+                    tracing::warn!(error = %e, "SyncGroup failed; rejoining.");
+                    tokio::time::sleep(s.heartbeat_interval).await;
+                }
+                continue;
+            }
+        };
+        if assignment.error == CONFIG_MISMATCH {
+            tracing::warn!("The leader could not read the config topic far enough; rejoining.");
+            let _ = inner.config_log.read_to_end(s.worker_sync_timeout).await;
+            continue;
+        }
+        if !assignment.revoked.is_empty() {
+            revoke(&inner, &assignment.revoked).await;
+        }
+        for w in &assignment.revoked {
+            current.remove(w);
+        }
+        current.extend(assignment.assigned.iter().cloned());
+        if lock(&inner.config).offset < assignment.config_offset
+            && let Err(e) = inner.config_log.read_to_end(s.worker_sync_timeout).await
+        {
+            tracing::warn!(error = %e, "Cannot catch up with the config topic before starting work.");
+        }
+        *lock(&inner.view) = GroupView {
+            generation: joined.generation,
+            leader_url: Some(assignment.leader_url.clone()),
+            is_leader: joined.is_leader(),
+            assigned: current.clone(),
+        };
+        tracing::info!(
+            generation = joined.generation,
+            leader = %assignment.leader_url,
+            assigned = current.len(),
+            revoked = assignment.revoked.len(),
+            "Joined the worker group."
+        );
+        inner.wake.notify_one();
+        // A member that gave work up rejoins at once, so the leader can hand it out.
+        if !assignment.revoked.is_empty() {
+            continue;
+        }
+        let rejoin_at = (assignment.delay_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(assignment.delay_ms as u64));
+        let mut next_beat = Instant::now() + s.heartbeat_interval;
+        loop {
+            let deadline = rejoin_at.map_or(next_beat, |r| r.min(next_beat));
+            tokio::select! {
+                () = inner.cancel.cancelled() => break 'rebalance,
+                () = inner.rejoin.notified() => {
+                    tracing::debug!("Rejoining: asked to.");
+                    continue 'rebalance;
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            if rejoin_at.is_some_and(|r| Instant::now() >= r) {
+                tracing::debug!("Rejoining: the scheduled rebalance is due.");
+                continue 'rebalance;
+            }
+            if let Some(configured) = &leader_configured
+                && configured_work(&lock(&inner.config)) != *configured
+            {
+                tracing::debug!("Rejoining: the configured work changed.");
+                continue 'rebalance;
+            }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + s.heartbeat_interval;
+                match member.heartbeat().await {
+                    Ok(()) => {}
+                    Err(e) if e.needs_rejoin() => {
+                        tracing::debug!(error = %e, "Rejoining: the coordinator asked.");
+                        continue 'rebalance;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Heartbeat failed."),
+                }
+            }
+        }
+    }
+    // Shutting down: stop everything here first (each task flushes), then leave.
+    revoke(&inner, &current).await;
+    if let Err(e) = member.leave().await {
+        tracing::warn!(error = %e, "Cannot leave the worker group; it will time out.");
+    }
+    lock(&inner.view).leader_url = None;
+    stopped.cancel();
+}
+
+/// The leader's part of a rebalance: read the config topic as far as any member has, then
+/// assign. Returns the encoded assignments and the configured work they cover.
+async fn lead(
+    inner: &Inner,
+    joined: &super::group::Joined,
+    protocol: Protocol,
+    assignor: &mut AssignorState,
+) -> (Vec<(String, Vec<u8>)>, BTreeSet<Work>) {
+    let mut members = BTreeMap::new();
+    let mut max_offset = -1;
+    for (id, bytes) in &joined.members {
+        let meta = WorkerMetadata::decode(bytes).unwrap_or_else(|e| {
+            tracing::warn!(member = %id, error = %e, "A member sent metadata that cannot be read.");
+            WorkerMetadata::default()
+        });
+        max_offset = max_offset.max(meta.config_offset);
+        let running = if protocol.is_cooperative() {
+            meta.allocation.map(|a| a.assigned).unwrap_or_default()
+        } else {
+            BTreeSet::new()
+        };
+        members.insert(id.clone(), running);
+    }
+    let mut error = 0;
+    if lock(&inner.config).offset < max_offset
+        && inner
+            .config_log
+            .read_to_end(inner.settings.worker_sync_timeout)
+            .await
+            .is_err()
+    {
+        error = CONFIG_MISMATCH;
+    }
+    let snapshot = lock(&inner.config).clone();
+    let configured = configured_work(&snapshot);
+    let result = assign(
+        assignor,
+        &members,
+        &configured,
+        inner.settings.scheduled_rebalance_max_delay,
+        Instant::now(),
+    );
+    let out = result
+        .into_iter()
+        .map(|(member, a)| {
+            let assignment = Assignment {
+                error,
+                leader: joined.member_id.clone(),
+                leader_url: inner.url.clone(),
+                config_offset: snapshot.offset,
+                assigned: a.assigned,
+                revoked: a.revoked,
+                delay_ms: a.delay_ms,
+            };
+            (member, assignment.encode(protocol.version()))
+        })
+        .collect();
+    (out, configured)
+}
+
+/// Stops revoked work here.
+async fn revoke(inner: &Inner, work: &BTreeSet<Work>) {
+    let mut local = inner.local.lock().await;
+    let mut stops = Vec::new();
+    for w in work {
+        match w {
+            Work::Connector(name) => {
+                local.connectors.remove(name);
+            }
+            Work::Task(name, id) => {
+                if let Some(t) = local.tasks.remove(&(name.clone(), *id)) {
+                    stops.push(stop_task(
+                        t.handle,
+                        inner.worker.config.task_shutdown_timeout,
+                    ));
+                }
+            }
+        }
+    }
+    futures::future::join_all(stops).await;
+    lock(&inner.view).assigned.retain(|w| !work.contains(w));
+}
+
+async fn reconcile_loop(inner: Arc<Inner>) {
+    while !inner.cancel.is_cancelled() {
+        reconcile(&inner).await;
+        tokio::select! {
+            () = inner.cancel.cancelled() => break,
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep(RECONCILE_TICK) => {}
+        }
+    }
+}
+
+/// Makes what runs here match the assignment and the config, and reports statuses.
+async fn reconcile(inner: &Inner) {
+    let snapshot = lock(&inner.config).clone();
+    let view = lock(&inner.view).clone();
+    let mut local = inner.local.lock().await;
+    if !local.restarts_primed {
+        // Requests already in the topic at start were for earlier incarnations.
+        local.restarts_seen = snapshot
+            .restarts
+            .iter()
+            .map(|(n, r)| (n.clone(), r.offset))
+            .collect();
+        local.restarts_primed = true;
+    }
+    handle_restarts(inner, &snapshot, &mut local).await;
+    reconcile_connectors(inner, &snapshot, &view, &mut local).await;
+    reconcile_tasks(inner, &snapshot, &view, &mut local).await;
+    publish_statuses(inner, &view, &mut local).await;
+}
+
+async fn handle_restarts(inner: &Inner, snapshot: &ClusterConfig, local: &mut Local) {
+    for (name, request) in &snapshot.restarts {
+        if local
+            .restarts_seen
+            .get(name)
+            .is_some_and(|o| *o >= request.offset)
+        {
+            continue;
+        }
+        local.restarts_seen.insert(name.clone(), request.offset);
+        if let Some(c) = local.connectors.get_mut(name)
+            && (!request.only_failed || c.status.state == State::Failed)
+        {
+            c.applied = None;
+        }
+        if !request.include_tasks {
+            continue;
+        }
+        let ids: Vec<(String, u32)> = local
+            .tasks
+            .iter()
+            .filter(|((c, _), t)| {
+                c == name
+                    && (!request.only_failed
+                        || task::get_status(&t.handle.status).state == State::Failed)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ids {
+            if let Some(t) = local.tasks.remove(&k) {
+                stop_task(t.handle, inner.worker.config.task_shutdown_timeout).await;
+            }
+        }
+    }
+}
+
+async fn reconcile_connectors(
+    inner: &Inner,
+    snapshot: &ClusterConfig,
+    view: &GroupView,
+    local: &mut Local,
+) {
+    local
+        .connectors
+        .retain(|name, _| view.assigned.contains(&Work::Connector(name.clone())));
+    for w in &view.assigned {
+        let Work::Connector(name) = w else { continue };
+        let Some(raw) = snapshot.connectors.get(name) else {
+            local.connectors.remove(name);
+            continue;
+        };
+        let lc = local
+            .connectors
+            .entry(name.clone())
+            .or_insert(LocalConnector {
+                applied: None,
+                status: Status::new(State::Unassigned),
+            });
+        match snapshot.target(name) {
+            TargetState::Stopped => {
+                lc.status = Status::new(State::Stopped);
+                lc.applied = None;
+                continue;
+            }
+            TargetState::Paused if lc.status.state != State::Failed => {
+                lc.status = Status::new(State::Paused);
+            }
+            TargetState::Started if lc.status.state != State::Failed => {
+                lc.status = Status::new(State::Running);
+            }
+            _ => {}
+        }
+        if lc.applied.as_ref() == Some(raw) {
+            continue;
+        }
+        lc.status = Status::new(if snapshot.target(name) == TargetState::Paused {
+            State::Paused
+        } else {
+            State::Running
+        });
+        let configs = match generate_task_configs(inner, name, raw).await {
+            Ok(c) => c,
+            Err(trace) => {
+                lc.status = Status::failed(trace);
+                lc.applied = Some(raw.clone());
+                continue;
+            }
+        };
+        if snapshot.tasks.get(name) == Some(&configs) {
+            lc.applied = Some(raw.clone());
+            continue;
+        }
+        let published = if view.is_leader {
+            write_task_configs(inner, name, &configs).await
+        } else {
+            send_task_configs(inner, view, name, &configs).await
+        };
+        match published {
+            Ok(()) => lc.applied = Some(raw.clone()),
+            Err(e) => {
+                tracing::warn!(connector = %name, error = %e, "Cannot publish task configs; retrying.");
+            }
+        }
+    }
+}
+
+/// Resolves the connector config and asks the plugin for task configs (placeholders put back).
+async fn generate_task_configs(
+    inner: &Inner,
+    name: &str,
+    raw: &Config,
+) -> Result<Vec<Config>, String> {
+    let plugin = plugin_for(&inner.registry, raw).map_err(|e| e.to_string())?;
+    let resolved = inner
+        .worker
+        .config
+        .providers
+        .resolve(raw)
+        .map_err(|(key, err)| format!("Cannot resolve the value of {key}: {err}"))?;
+    let max = crate::config::connector::tasks_max(raw);
+    let configs = plugin
+        .task_configs(&resolved, max)
+        .await
+        .map_err(|e| format!("Connector {name} failed to generate task configs: {e}"))?;
+    if configs.len() as u32 > max {
+        return Err(format!(
+            "The connector {name} has generated {} tasks, which is greater than {max}, the maximum number of tasks it is configured to create.",
+            configs.len()
+        ));
+    }
+    Ok(configs
+        .iter()
+        .map(|t| reinsert_placeholders(t, raw, &resolved))
+        .collect())
+}
+
+/// A follower sends task configs to the leader's internal endpoint.
+async fn send_task_configs(
+    inner: &Inner,
+    view: &GroupView,
+    name: &str,
+    configs: &[Config],
+) -> Result<(), HerderError> {
+    let leader = view
+        .leader_url
+        .as_deref()
+        .ok_or(HerderError::NotLeader(None))?;
+    let url = format!(
+        "{}/connectors/{}/tasks?forward=true",
+        leader.trim_end_matches('/'),
+        urlencode(name)
+    );
+    let response = inner
+        .http
+        .post(url)
+        .json(configs)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(internal)?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(HerderError::Internal(format!(
+            "the leader answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        )))
+    }
+}
+
+/// Percent-encodes a path segment.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn reconcile_tasks(
+    inner: &Inner,
+    snapshot: &ClusterConfig,
+    view: &GroupView,
+    local: &mut Local,
+) {
+    let timeout = inner.worker.config.task_shutdown_timeout;
+    // Stop what is no longer ours, or whose config changed or connector stopped.
+    let stale: Vec<(String, u32)> = local
+        .tasks
+        .iter()
+        .filter(|((name, id), t)| {
+            let wanted = snapshot.tasks.get(name).and_then(|v| v.get(*id as usize));
+            !view.assigned.contains(&Work::Task(name.clone(), *id))
+                || wanted != Some(&t.config)
+                || snapshot.target(name) == TargetState::Stopped
+                || !snapshot.connectors.contains_key(name)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let stops: Vec<_> = stale
+        .iter()
+        .filter_map(|k| local.tasks.remove(k))
+        .map(|t| stop_task(t.handle, timeout))
+        .collect();
+    futures::future::join_all(stops).await;
+    for w in &view.assigned {
+        let Work::Task(name, id) = w else { continue };
+        let (Some(raw), Some(config)) = (
+            snapshot.connectors.get(name),
+            snapshot.tasks.get(name).and_then(|v| v.get(*id as usize)),
+        ) else {
+            continue;
+        };
+        let target = snapshot.target(name);
+        if target == TargetState::Stopped {
+            continue;
+        }
+        let key = (name.clone(), *id);
+        if let Some(t) = local.tasks.get_mut(&key) {
+            if t.target != target {
+                t.target = target;
+                let _ = t.handle.target.send(if target == TargetState::Paused {
+                    Target::Pause
+                } else {
+                    Target::Run
+                });
+            }
+            continue;
+        }
+        let plugin = match plugin_for(&inner.registry, raw) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(connector = %name, task = id, error = %e, "Cannot start a task.");
+                continue;
+            }
+        };
+        let resolve = |c: &Config| {
+            inner
+                .worker
+                .config
+                .providers
+                .resolve(c)
+                .unwrap_or_else(|_| c.clone())
+        };
+        let topics = local.topics.entry(name.clone()).or_default().clone();
+        let handle = spawn_task(
+            &inner.worker,
+            &inner.cancel,
+            TaskSpec {
+                connector: name,
+                plugin: &plugin,
+                topics: &topics,
+                paused: target == TargetState::Paused,
+                id: *id,
+                config: resolve(config),
+                connector_config: resolve(raw),
+            },
+        );
+        local.tasks.insert(
+            key,
+            LocalTask {
+                handle,
+                config: config.clone(),
+                target,
+            },
+        );
+    }
+}
+
+/// Writes the status of everything here that changed since it was last written.
+async fn publish_statuses(inner: &Inner, view: &GroupView, local: &mut Local) {
+    let mut records: Vec<(String, StatusRecord)> = Vec::new();
+    let record = |s: &Status| StatusRecord {
+        state: s.state,
+        trace: s.trace.clone(),
+        worker_id: inner.worker_id.clone(),
+        generation: view.generation,
+    };
+    for (name, c) in &local.connectors {
+        records.push((store::connector_status_key(name), record(&c.status)));
+    }
+    for ((name, id), t) in &local.tasks {
+        records.push((
+            store::task_status_key(name, *id),
+            record(&task::get_status(&t.handle.status)),
+        ));
+    }
+    for (key, r) in records {
+        let same = local.written.get(&key).is_some_and(|w| {
+            w.state == r.state && w.trace == r.trace && w.worker_id == r.worker_id
+        });
+        if same {
+            continue;
+        }
+        match inner
+            .status_log
+            .send(key.as_bytes(), Some(&r.value()))
+            .await
+        {
+            Ok(()) => {
+                lock(&inner.statuses).apply(&key, Some(&r.value()));
+                local.written.insert(key, r);
+            }
+            Err(e) => tracing::warn!(key, error = %e, "Cannot write a status; retrying."),
+        }
+    }
+    // Forget what no longer runs here, so it is written again if it comes back.
+    let here: BTreeSet<String> = local
+        .connectors
+        .keys()
+        .map(|n| store::connector_status_key(n))
+        .chain(
+            local
+                .tasks
+                .keys()
+                .map(|(n, id)| store::task_status_key(n, *id)),
+        )
+        .collect();
+    local.written.retain(|k, _| here.contains(k));
+}

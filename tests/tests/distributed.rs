@@ -1,0 +1,436 @@
+//! Distributed mode against the real broker at `KAFKA_BOOTSTRAP`: `wasmconnect distributed`
+//! workers as separate processes on loopback ports form one group through the broker's
+//! group coordinator, share connectors and tasks, forward leader-only writes, and move work
+//! when a worker dies, stops or joins. Sinks write to MariaDB so that every record can be
+//! counted after a failover.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use wasmconnect_e2e::db::mysql_database;
+use wasmconnect_e2e::{GroupWorker, kafka, rest, unique, wait_for};
+
+fn start_group(n: usize, group: &str) -> Vec<GroupWorker> {
+    let bootstrap = kafka::bootstrap();
+    (0..n)
+        .map(|_| GroupWorker::start(&bootstrap, group, ""))
+        .collect()
+}
+
+fn status_of(w: &GroupWorker, name: &str) -> Json {
+    let (_, body) = rest(w.port, "GET", &format!("/connectors/{name}/status"), None);
+    serde_json::from_str(&body).unwrap_or(Json::Null)
+}
+
+/// Every worker's answer, for failure messages.
+fn statuses(workers: &[&GroupWorker], name: &str) -> String {
+    workers
+        .iter()
+        .map(|w| format!("{}: {}", w.port, status_of(w, name)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until every worker knows the leader (a leader-only write reaches it from each:
+/// the probe's empty config is refused with 400 there), then returns the leader's index.
+fn leader(workers: &[&GroupWorker]) -> usize {
+    for w in workers {
+        wait_for(
+            "the worker to know its leader",
+            Duration::from_secs(60),
+            || {
+                rest(
+                    w.port,
+                    "POST",
+                    "/connectors",
+                    Some(&json!({"name": "leader-probe", "config": {}})),
+                )
+                .0 == 400
+            },
+            || {
+                rest(
+                    w.port,
+                    "POST",
+                    "/connectors",
+                    Some(&json!({"name": "leader-probe", "config": {}})),
+                )
+                .1
+            },
+        );
+    }
+    let mut found = None;
+    wait_for(
+        "a leader",
+        Duration::from_secs(60),
+        || {
+            found = workers.iter().position(|w| w.is_leader());
+            found.is_some()
+        },
+        || "no worker accepts leader-only writes".into(),
+    );
+    found.unwrap_or_default()
+}
+
+/// The connector's state and its tasks' (state, worker) as one worker reports them.
+fn summary(status: &Json) -> (String, Vec<(String, String)>) {
+    let tasks = status["tasks"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    (
+                        t["state"].as_str().unwrap_or("?").to_owned(),
+                        t["worker_id"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        status["connector"]["state"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned(),
+        tasks,
+    )
+}
+
+/// Waits until every worker reports the connector in `state` with `tasks` tasks in `state`.
+fn wait_everywhere(
+    workers: &[&GroupWorker],
+    name: &str,
+    state: &str,
+    tasks: usize,
+    within: Duration,
+) {
+    wait_for(
+        &format!("{name} {state} with {tasks} tasks on every worker"),
+        within,
+        || {
+            let first = summary(&status_of(workers[0], name));
+            first.0 == state
+                && first.1.len() == tasks
+                && first.1.iter().all(|(s, _)| s == state)
+                && workers[1..]
+                    .iter()
+                    .all(|w| summary(&status_of(w, name)) == first)
+        },
+        || statuses(workers, name),
+    );
+}
+
+fn jdbc_sink(topic: &str, table: &str, tasks: u32) -> Json {
+    json!({
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "topics": topic,
+        "tasks.max": tasks.to_string(),
+        "connection.url": format!("jdbc:mysql://127.0.0.1:3306/{}?useSSL=false", wasmconnect_e2e::db::DATABASE),
+        "connection.user": "root",
+        "insert.mode": "upsert",
+        "pk.mode": "record_value",
+        "pk.fields": "id",
+        "auto.create": "true",
+        "table.name.format": table,
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "true",
+        "consumer.override.max.poll.records": "2000",
+    })
+}
+
+fn row(id: u64) -> String {
+    json!({
+        "schema": {"type": "struct", "name": "row", "optional": false, "fields": [
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "string", "optional": true, "field": "v"},
+        ]},
+        "payload": {"id": id, "v": "x"},
+    })
+    .to_string()
+}
+
+#[test]
+fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_restart() {
+    let group = unique("wc-cluster");
+    let mut workers = start_group(3, &group);
+    let refs: Vec<&GroupWorker> = workers.iter().collect();
+    let leader = leader(&refs);
+    let other = &workers[(leader + 1) % 3];
+    let rt = kafka::runtime();
+    let _database = mysql_database(&rt);
+    let topic = unique("dist-contract");
+    rt.block_on(kafka::create_topic_with(&topic, 3));
+    let table = topic.replace('-', "_");
+    let name = unique("sink");
+
+    // Create through a non-leader: forwarded, 201, applied.
+    let (code, body) = rest(
+        other.port,
+        "POST",
+        "/connectors",
+        Some(&json!({"name": name, "config": jdbc_sink(&topic, &table, 3)})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let refs: Vec<&GroupWorker> = workers.iter().collect();
+    wait_everywhere(&refs, &name, "RUNNING", 3, Duration::from_secs(30));
+
+    // Tasks spread evenly: no worker has more than one task above another.
+    let (_, tasks) = summary(&status_of(&workers[0], &name));
+    let mut per_worker: BTreeMap<String, usize> = workers.iter().map(|w| (w.id(), 0)).collect();
+    for (_, w) in &tasks {
+        *per_worker.entry(w.clone()).or_default() += 1;
+    }
+    let (min, max) = (
+        per_worker.values().min().copied().unwrap_or(0),
+        per_worker.values().max().copied().unwrap_or(0),
+    );
+    assert!(max - min <= 1, "uneven spread: {per_worker:?}");
+
+    // Update, pause, stop, resume and restart through the non-leader.
+    let mut config = jdbc_sink(&topic, &table, 2);
+    config["name"] = json!(name);
+    let (code, body) = rest(
+        other.port,
+        "PUT",
+        &format!("/connectors/{name}/config"),
+        Some(&config),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
+    let (code, body) = rest(
+        other.port,
+        "GET",
+        &format!("/connectors/{name}/config"),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Json>(&body).expect("json")["tasks.max"],
+        "2"
+    );
+
+    let changed = Instant::now();
+    let (code, _) = rest(
+        other.port,
+        "PUT",
+        &format!("/connectors/{name}/pause"),
+        None,
+    );
+    assert_eq!(code, 202);
+    wait_everywhere(&refs, &name, "PAUSED", 2, Duration::from_secs(10));
+    println!(
+        "pause seen by every worker after {} ms",
+        changed.elapsed().as_millis()
+    );
+
+    let (code, body) = rest(other.port, "PUT", &format!("/connectors/{name}/stop"), None);
+    assert_eq!(code, 204, "{body}");
+    wait_everywhere(&refs, &name, "STOPPED", 0, Duration::from_secs(10));
+
+    let (code, _) = rest(
+        other.port,
+        "PUT",
+        &format!("/connectors/{name}/resume"),
+        None,
+    );
+    assert_eq!(code, 202);
+    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
+
+    let (code, body) = rest(
+        other.port,
+        "POST",
+        &format!("/connectors/{name}/restart?includeTasks=true"),
+        None,
+    );
+    assert_eq!(code, 202, "{body}");
+    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
+
+    // A second connector, paused, to see target states come back after the restart.
+    let paused = unique("paused-sink");
+    let (code, body) = rest(
+        other.port,
+        "POST",
+        "/connectors",
+        Some(
+            &json!({"name": paused, "config": jdbc_sink(&topic, &format!("{table}_p"), 1), "initial_state": "PAUSED"}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_everywhere(&refs, &paused, "PAUSED", 1, Duration::from_secs(30));
+
+    // Delete through the non-leader.
+    let doomed = unique("doomed");
+    let (code, _) = rest(
+        other.port,
+        "POST",
+        "/connectors",
+        Some(&json!({"name": doomed, "config": jdbc_sink(&topic, &format!("{table}_d"), 1)})),
+    );
+    assert_eq!(code, 201);
+    let (code, body) = rest(other.port, "DELETE", &format!("/connectors/{doomed}"), None);
+    assert_eq!(code, 204, "{body}");
+    for w in &workers {
+        wait_for(
+            "the deleted connector to disappear",
+            Duration::from_secs(5),
+            || rest(w.port, "GET", &format!("/connectors/{doomed}"), None).0 == 404,
+            || rest(w.port, "GET", "/connectors", None).1,
+        );
+    }
+
+    // Stop every worker, start them again: everything comes back as it was.
+    for w in &mut workers {
+        w.stop();
+    }
+    for w in &mut workers {
+        w.spawn();
+    }
+    let refs: Vec<&GroupWorker> = workers.iter().collect();
+    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(60));
+    wait_everywhere(&refs, &paused, "PAUSED", 1, Duration::from_secs(30));
+    let (_, list) = rest(workers[2].port, "GET", "/connectors", None);
+    let list: Vec<String> = serde_json::from_str(&list).expect("list");
+    assert!(
+        list.contains(&name) && list.contains(&paused) && !list.contains(&doomed),
+        "{list:?}"
+    );
+}
+
+/// Counts rows of `table` (0 when it does not exist yet).
+fn count(rt: &tokio::runtime::Runtime, pool: &sqlx::MySqlPool, table: &str) -> i64 {
+    rt.block_on(
+        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM `{table}`")).fetch_one(pool),
+    )
+    .unwrap_or(0)
+}
+
+/// Milliseconds from `since` until every task of `name` is RUNNING on a worker other than
+/// `gone`, as `observer` reports it.
+fn wait_moved(
+    observer: &GroupWorker,
+    name: &str,
+    gone: &str,
+    tasks: usize,
+    since: Instant,
+) -> u128 {
+    wait_for(
+        "the tasks to run elsewhere",
+        Duration::from_secs(60),
+        || {
+            let (_, ts) = summary(&status_of(observer, name));
+            ts.len() == tasks && ts.iter().all(|(s, w)| s == "RUNNING" && w != gone)
+        },
+        || format!("{}", status_of(observer, name)),
+    );
+    since.elapsed().as_millis()
+}
+
+#[test]
+fn a_sink_run_survives_kill_9_a_clean_stop_and_a_joining_worker() {
+    const RECORDS: u64 = 200_000;
+    const TASKS: usize = 6;
+    let group = unique("wc-failover");
+    let mut workers = start_group(3, &group);
+    let rt = kafka::runtime();
+    let pool = mysql_database(&rt);
+    let topic = unique("dist-failover");
+    rt.block_on(kafka::create_topic_with(&topic, TASKS as i32));
+    let table = topic.replace('-', "_");
+    let records: Vec<(String, Option<String>)> = (0..RECORDS)
+        .map(|i| (i.to_string(), Some(row(i))))
+        .collect();
+    rt.block_on(kafka::produce(&topic, &records));
+    let refs: Vec<&GroupWorker> = workers.iter().collect();
+    let leader = leader(&refs);
+    let name = unique("failover-sink");
+    let (code, body) = rest(
+        workers[(leader + 1) % 3].port,
+        "POST",
+        "/connectors",
+        Some(&json!({"name": name, "config": jdbc_sink(&topic, &table, TASKS as u32)})),
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_everywhere(&refs, &name, "RUNNING", TASKS, Duration::from_secs(60));
+    wait_for(
+        "the sink to start writing",
+        Duration::from_secs(60),
+        || count(&rt, &pool, &table) > 0,
+        || statuses(&refs, &name),
+    );
+
+    // kill -9 a worker that runs tasks, mid-run.
+    let (_, tasks) = summary(&status_of(&workers[0], &name));
+    let victim = workers
+        .iter()
+        .position(|w| tasks.iter().any(|(_, id)| *id == w.id()))
+        .expect("some worker runs tasks");
+    let gone = workers[victim].id();
+    let written_at_kill = count(&rt, &pool, &table);
+    let killed = Instant::now();
+    workers[victim].kill();
+    let observer = &workers[(victim + 1) % 3];
+    let kill_ms = wait_moved(observer, &name, &gone, TASKS, killed);
+    println!(
+        "kill -9: tasks RUNNING elsewhere after {kill_ms} ms ({written_at_kill} of {RECORDS} rows written at the kill)"
+    );
+    let dead = workers.remove(victim);
+
+    // A clean stop of another worker with tasks.
+    let (_, tasks) = summary(&status_of(&workers[0], &name));
+    let leaving = workers
+        .iter()
+        .position(|w| tasks.iter().any(|(_, id)| *id == w.id()))
+        .expect("some worker runs tasks");
+    let gone = workers[leaving].id();
+    let stopped = Instant::now();
+    workers[leaving].stop();
+    let observer = &workers[1 - leaving];
+    let stop_ms = wait_moved(observer, &name, &gone, TASKS, stopped);
+    println!("clean stop: tasks RUNNING elsewhere after {stop_ms} ms");
+    workers.remove(leaving);
+
+    // Every record arrives (at least once; upserts make duplicates one row).
+    let pool_ref = &pool;
+    wait_for(
+        "every record in MariaDB",
+        Duration::from_secs(180),
+        || count(&rt, pool_ref, &table) == RECORDS as i64,
+        || {
+            format!(
+                "{} rows; {}",
+                count(&rt, pool_ref, &table),
+                status_of(&workers[0], &name)
+            )
+        },
+    );
+
+    // Two more workers join: load spreads without stopping the tasks that stay.
+    let survivor = workers[0].id();
+    let before: Vec<(String, String)> = summary(&status_of(&workers[0], &name)).1;
+    assert!(before.iter().all(|(_, w)| *w == survivor));
+    drop(dead);
+    let bootstrap = kafka::bootstrap();
+    workers.push(GroupWorker::start(&bootstrap, &group, ""));
+    workers.push(GroupWorker::start(&bootstrap, &group, ""));
+    let refs: Vec<&GroupWorker> = workers.iter().collect();
+    wait_for(
+        "the load to spread over three workers",
+        Duration::from_secs(60),
+        || {
+            let (_, ts) = summary(&status_of(refs[0], &name));
+            let mut per: BTreeMap<String, usize> = refs.iter().map(|w| (w.id(), 0)).collect();
+            for (s, w) in &ts {
+                if s == "RUNNING" {
+                    *per.entry(w.clone()).or_default() += 1;
+                }
+            }
+            ts.len() == TASKS && per.values().all(|n| *n == TASKS / 3)
+        },
+        || statuses(&refs, &name),
+    );
+    // The survivor kept its share; the rest moved.
+    let after = summary(&status_of(&workers[0], &name)).1;
+    let kept = after.iter().filter(|(_, w)| *w == survivor).count();
+    assert_eq!(kept, TASKS / 3, "{after:?}");
+}
