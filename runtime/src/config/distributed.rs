@@ -1,10 +1,12 @@
 //! The settings only distributed mode reads (`DistributedConfig`): the group, the three
 //! internal topics and the membership timeouts, with Connect's key names.
 //!
-//! Defaults are Connect's except two, chosen for failover in seconds (README, Distributed
-//! mode): `heartbeat.interval.ms` is 1000 (Connect: 3000), so members notice a rebalance
-//! within a second, and `scheduled.rebalance.max.delay.ms` is 0 (Connect: 300000), so
-//! the work of a worker that died moves as soon as its session times out.
+//! Defaults are Connect's except three, chosen for failover in seconds (README, Distributed
+//! mode): `session.timeout.ms` is 6000 (Connect: 10000; 6000 is the broker's default
+//! minimum), so a dead worker is noticed in six seconds; `heartbeat.interval.ms` is 1000
+//! (Connect: 3000), so members notice a rebalance within a second; and
+//! `scheduled.rebalance.max.delay.ms` is 0 (Connect: 300000), so the work of a worker that
+//! died moves as soon as its session times out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -123,7 +125,7 @@ impl DistributedConfig {
             config_topic: topic(raw, "config.storage", None)?,
             offset_topic: topic(raw, "offset.storage", Some(25))?,
             status_topic: topic(raw, "status.storage", Some(5))?,
-            session_timeout: millis(raw, "session.timeout.ms", 10_000)?,
+            session_timeout: millis(raw, "session.timeout.ms", 6_000)?,
             heartbeat_interval: millis(raw, "heartbeat.interval.ms", 1_000)?,
             rebalance_timeout: millis(raw, "rebalance.timeout.ms", 60_000)?,
             scheduled_rebalance_max_delay: millis(raw, "scheduled.rebalance.max.delay.ms", 0)?,
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(c.status_topic.partitions, 5);
         assert_eq!(c.status_topic.replication_factor, 3);
         assert_eq!(c.config_topic.settings["cleanup.policy"], "compact");
-        assert_eq!(c.session_timeout, Duration::from_secs(10));
+        assert_eq!(c.session_timeout, Duration::from_secs(6));
         assert_eq!(c.protocol, Protocol::Sessioned);
     }
 
@@ -186,7 +188,7 @@ mod tests {
             ("config.storage.replication.factor", "0"),
             ("offset.storage.partitions", "many"),
             ("connect.protocol", "chatty"),
-            ("heartbeat.interval.ms", "20000"),
+            ("heartbeat.interval.ms", "7000"),
         ] {
             let mut pairs = base();
             pairs.push((key, value));

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use wasmconnect_sdk::PluginKind;
 use wasmconnect_sdk::data::SourcePosition;
 
@@ -66,8 +67,6 @@ struct Local {
     connectors: BTreeMap<String, LocalConnector>,
     tasks: BTreeMap<(String, u32), LocalTask>,
     topics: BTreeMap<String, Arc<Mutex<BTreeSet<String>>>>,
-    /// The last status record written for each key.
-    written: BTreeMap<String, StatusRecord>,
     /// Restart requests acted on, by connector (config-topic offset).
     restarts_seen: BTreeMap<String, i64>,
     restarts_primed: bool,
@@ -219,8 +218,10 @@ impl DistributedHerder {
             http: reqwest::Client::new(),
         });
         let stopped = CancellationToken::new();
-        tokio::spawn(reconcile_loop(inner.clone()));
-        let membership = tokio::spawn(membership_loop(inner.clone(), stopped.clone()));
+        let span = tracing::info_span!("worker", id = %inner.worker_id);
+        tokio::spawn(reconcile_loop(inner.clone()).instrument(span.clone()));
+        let membership =
+            tokio::spawn(membership_loop(inner.clone(), stopped.clone()).instrument(span));
         Ok(DistributedHerder {
             inner,
             membership: Mutex::new(Some(membership)),
@@ -696,6 +697,8 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     let mut assignor = AssignorState::default();
     let mut current: BTreeSet<Work> = BTreeSet::new();
     let mut leader_configured: Option<BTreeSet<Work>>;
+    // Set when the coordinator said a rebalance is under way (REBALANCE_IN_PROGRESS).
+    let mut told_to_rejoin = false;
     'rebalance: while !inner.cancel.is_cancelled() {
         let offset = lock(&inner.config).offset;
         let allocation = Assignment {
@@ -719,6 +722,7 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             // Eager members give up everything before each rebalance.
             revoke(&inner, &std::mem::take(&mut current)).await;
         }
+        tracing::debug!("Joining the worker group.");
         let joined = tokio::select! {
             () = inner.cancel.cancelled() => break,
             j = member.join(&protocols) => j,
@@ -732,6 +736,22 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
                 continue;
             }
         };
+        if std::mem::take(&mut told_to_rejoin)
+            && !joined.is_leader()
+            && joined.generation == lock(&inner.view).generation
+        {
+            // The coordinator announced a rebalance but kept the generation, so the leader
+            // was never told (Tansu tells only the member that noticed a session expire).
+            // Rejoining as a new member starts a generation everyone sees; Kafka's own
+            // coordinator always moves the generation, so this never runs there.
+            tracing::info!(
+                "The coordinator announced a rebalance without one; rejoining as a new member."
+            );
+            if let Err(e) = member.leave().await {
+                tracing::warn!(error = %e, "Cannot leave the worker group before rejoining.");
+            }
+            continue;
+        }
         let protocol = Protocol::from_name(&joined.protocol).unwrap_or(Protocol::Eager);
         let assignments = if joined.is_leader() {
             let (out, configured) = lead(&inner, &joined, protocol, &mut assignor).await;
@@ -741,6 +761,11 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             leader_configured = None;
             Vec::new()
         };
+        tracing::debug!(
+            generation = joined.generation,
+            leader = joined.is_leader(),
+            "Syncing."
+        );
         let bytes = tokio::select! {
             () = inner.cancel.cancelled() => break,
             b = member.sync(&joined, assignments) => b,
@@ -823,6 +848,7 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
                     Ok(()) => {}
                     Err(e) if e.needs_rejoin() => {
                         tracing::debug!(error = %e, "Rejoining: the coordinator asked.");
+                        told_to_rejoin = true;
                         continue 'rebalance;
                     }
                     Err(e) => tracing::warn!(error = %e, "Heartbeat failed."),
@@ -832,8 +858,9 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     }
     // Shutting down: stop everything here first (each task flushes), then leave.
     revoke(&inner, &current).await;
-    if let Err(e) = member.leave().await {
-        tracing::warn!(error = %e, "Cannot leave the worker group; it will time out.");
+    match member.leave().await {
+        Ok(()) => tracing::info!("Left the worker group."),
+        Err(e) => tracing::warn!(error = %e, "Cannot leave the worker group; it will time out."),
     }
     lock(&inner.view).leader_url = None;
     stopped.cancel();
@@ -950,7 +977,7 @@ async fn reconcile(inner: &Inner) {
     handle_restarts(inner, &snapshot, &mut local).await;
     reconcile_connectors(inner, &snapshot, &view, &mut local).await;
     reconcile_tasks(inner, &snapshot, &view, &mut local).await;
-    publish_statuses(inner, &view, &mut local).await;
+    publish_statuses(inner, &view, &local).await;
 }
 
 async fn handle_restarts(inner: &Inner, snapshot: &ClusterConfig, local: &mut Local) {
@@ -1227,9 +1254,10 @@ async fn reconcile_tasks(
     }
 }
 
-/// Writes the status of everything here that changed since it was last written.
-async fn publish_statuses(inner: &Inner, view: &GroupView, local: &mut Local) {
-    let mut records: Vec<(String, StatusRecord)> = Vec::new();
+/// Writes the status of everything here that the status topic does not show yet.
+async fn publish_statuses(inner: &Inner, view: &GroupView, local: &Local) {
+    // (connector, task or None for the connector itself, status)
+    let mut records: Vec<(&str, Option<u32>, StatusRecord)> = Vec::new();
     let record = |s: &Status| StatusRecord {
         state: s.state,
         trace: s.trace.clone(),
@@ -1237,44 +1265,38 @@ async fn publish_statuses(inner: &Inner, view: &GroupView, local: &mut Local) {
         generation: view.generation,
     };
     for (name, c) in &local.connectors {
-        records.push((store::connector_status_key(name), record(&c.status)));
+        records.push((name, None, record(&c.status)));
     }
     for ((name, id), t) in &local.tasks {
-        records.push((
-            store::task_status_key(name, *id),
-            record(&task::get_status(&t.handle.status)),
-        ));
+        records.push((name, Some(*id), record(&task::get_status(&t.handle.status))));
     }
-    for (key, r) in records {
-        let same = local.written.get(&key).is_some_and(|w| {
-            w.state == r.state && w.trace == r.trace && w.worker_id == r.worker_id
-        });
+    for (name, task, r) in records {
+        // Compare with the status topic as read, not with what this worker last wrote:
+        // another worker may have written the key since (a task that moved away and back).
+        let same = {
+            let view = lock(&inner.statuses);
+            let current = match task {
+                None => view.connectors.get(name),
+                Some(id) => view.tasks.get(&(name.to_owned(), id)),
+            };
+            current.is_some_and(|w| {
+                w.state == r.state && w.trace == r.trace && w.worker_id == r.worker_id
+            })
+        };
         if same {
             continue;
         }
+        let key = match task {
+            None => store::connector_status_key(name),
+            Some(id) => store::task_status_key(name, id),
+        };
         match inner
             .status_log
             .send(key.as_bytes(), Some(&r.value()))
             .await
         {
-            Ok(()) => {
-                lock(&inner.statuses).apply(&key, Some(&r.value()));
-                local.written.insert(key, r);
-            }
+            Ok(()) => lock(&inner.statuses).apply(&key, Some(&r.value())),
             Err(e) => tracing::warn!(key, error = %e, "Cannot write a status; retrying."),
         }
     }
-    // Forget what no longer runs here, so it is written again if it comes back.
-    let here: BTreeSet<String> = local
-        .connectors
-        .keys()
-        .map(|n| store::connector_status_key(n))
-        .chain(
-            local
-                .tasks
-                .keys()
-                .map(|(n, id)| store::task_status_key(n, *id)),
-        )
-        .collect();
-    local.written.retain(|k, _| here.contains(k));
 }
