@@ -23,6 +23,13 @@ fn status_of(w: &GroupWorker, name: &str) -> Json {
     serde_json::from_str(&body).unwrap_or(Json::Null)
 }
 
+/// Sends a request and checks its status code; returns the body.
+fn expect(port: u16, method: &str, path: &str, body: Option<&Json>, code: u16) -> String {
+    let (status, answer) = rest(port, method, path, body);
+    assert_eq!(status, code, "{method} {path}: {answer}");
+    answer
+}
+
 /// Every worker's answer, for failure messages.
 fn statuses(workers: &[&GroupWorker], name: &str) -> String {
     workers
@@ -165,13 +172,13 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
     let name = unique("sink");
 
     // Create through a non-leader: forwarded, 201, applied.
-    let (code, body) = rest(
+    expect(
         other.port,
         "POST",
         "/connectors",
         Some(&json!({"name": name, "config": jdbc_sink(&topic, &table, 3)})),
+        201,
     );
-    assert_eq!(code, 201, "{body}");
     let refs: Vec<&GroupWorker> = workers.iter().collect();
     wait_everywhere(&refs, &name, "RUNNING", 3, Duration::from_secs(30));
 
@@ -190,86 +197,96 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
     // Update, pause, stop, resume and restart through the non-leader.
     let mut config = jdbc_sink(&topic, &table, 2);
     config["name"] = json!(name);
-    let (code, body) = rest(
+    expect(
         other.port,
         "PUT",
         &format!("/connectors/{name}/config"),
         Some(&config),
+        200,
     );
-    assert_eq!(code, 200, "{body}");
     wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
-    let (code, body) = rest(
+    let body = expect(
         other.port,
         "GET",
         &format!("/connectors/{name}/config"),
         None,
+        200,
     );
-    assert_eq!(code, 200);
     assert_eq!(
         serde_json::from_str::<Json>(&body).expect("json")["tasks.max"],
         "2"
     );
 
     let changed = Instant::now();
-    let (code, _) = rest(
+    expect(
         other.port,
         "PUT",
         &format!("/connectors/{name}/pause"),
         None,
+        202,
     );
-    assert_eq!(code, 202);
     wait_everywhere(&refs, &name, "PAUSED", 2, Duration::from_secs(10));
     println!(
         "pause seen by every worker after {} ms",
         changed.elapsed().as_millis()
     );
 
-    let (code, body) = rest(other.port, "PUT", &format!("/connectors/{name}/stop"), None);
-    assert_eq!(code, 204, "{body}");
+    expect(
+        other.port,
+        "PUT",
+        &format!("/connectors/{name}/stop"),
+        None,
+        204,
+    );
     wait_everywhere(&refs, &name, "STOPPED", 0, Duration::from_secs(10));
 
-    let (code, _) = rest(
+    expect(
         other.port,
         "PUT",
         &format!("/connectors/{name}/resume"),
         None,
+        202,
     );
-    assert_eq!(code, 202);
     wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
 
-    let (code, body) = rest(
+    expect(
         other.port,
         "POST",
         &format!("/connectors/{name}/restart?includeTasks=true"),
         None,
+        202,
     );
-    assert_eq!(code, 202, "{body}");
     wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
 
     // A second connector, paused, to see target states come back after the restart.
     let paused = unique("paused-sink");
-    let (code, body) = rest(
+    expect(
         other.port,
         "POST",
         "/connectors",
         Some(
             &json!({"name": paused, "config": jdbc_sink(&topic, &format!("{table}_p"), 1), "initial_state": "PAUSED"}),
         ),
+        201,
     );
-    assert_eq!(code, 201, "{body}");
     wait_everywhere(&refs, &paused, "PAUSED", 1, Duration::from_secs(30));
 
     // Delete through the non-leader.
     let doomed = unique("doomed");
-    let (code, _) = rest(
+    expect(
         other.port,
         "POST",
         "/connectors",
         Some(&json!({"name": doomed, "config": jdbc_sink(&topic, &format!("{table}_d"), 1)})),
+        201,
     );
-    assert_eq!(code, 201);
-    let (code, body) = rest(other.port, "DELETE", &format!("/connectors/{doomed}"), None);
-    assert_eq!(code, 204, "{body}");
+    expect(
+        other.port,
+        "DELETE",
+        &format!("/connectors/{doomed}"),
+        None,
+        204,
+    );
     for w in &workers {
         wait_for(
             "the deleted connector to disappear",
@@ -350,13 +367,13 @@ fn a_sink_run_survives_kill_9_a_clean_stop_and_a_joining_worker() {
     let refs: Vec<&GroupWorker> = workers.iter().collect();
     let leader = leader(&refs);
     let name = unique("failover-sink");
-    let (code, body) = rest(
+    expect(
         workers[(leader + 1) % 3].port,
         "POST",
         "/connectors",
         Some(&json!({"name": name, "config": jdbc_sink(&topic, &table, TASKS as u32)})),
+        201,
     );
-    assert_eq!(code, 201, "{body}");
     wait_everywhere(&refs, &name, "RUNNING", TASKS, Duration::from_secs(60));
     wait_for(
         "the sink to start writing",

@@ -113,23 +113,18 @@ async fn forwarding(request: axum::extract::Request, next: axum::middleware::Nex
     let Some(target) = target else {
         return response;
     };
-    let mut query: Vec<String> = params
-        .iter()
-        .filter(|(k, _)| k != "forward")
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                crate::herder::distributed::urlencode(k),
-                crate::herder::distributed::urlencode(v)
-            )
-        })
-        .collect();
-    query.push(format!("forward={next_forward}"));
+    // The serializer is not Send: finish it before the first await.
+    let query = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in params.iter().filter(|(k, _)| k != "forward") {
+            query.append_pair(k, v);
+        }
+        query.append_pair("forward", next_forward).finish()
+    };
     let url = format!(
-        "{}{}?{}",
+        "{}{}?{query}",
         target.trim_end_matches('/'),
         parts.uri.path(),
-        query.join("&")
     );
     let Ok(method) = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) else {
         return response;

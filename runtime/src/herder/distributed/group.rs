@@ -340,18 +340,6 @@ impl GroupMember {
         }
     }
 
-    pub fn member_id(&self) -> &str {
-        &self.member_id
-    }
-
-    pub fn generation(&self) -> i32 {
-        self.generation
-    }
-
-    pub fn settings(&self) -> &GroupSettings {
-        &self.settings
-    }
-
     fn group_id(&self) -> GroupId {
         GroupId(StrBytes::from_string(self.settings.group_id.clone()))
     }
@@ -420,8 +408,8 @@ impl GroupMember {
         Connection::open(&addr, &self.settings.client_id, timeout).await
     }
 
-    /// Runs `call` against the coordinator; a broken connection or a moved coordinator is
-    /// forgotten so the next call finds it again.
+    /// Passes `result` on; when it says the connection broke or the coordinator moved, the
+    /// connection is dropped so the next call finds the coordinator again.
     fn forget_on_loss<T>(&mut self, result: Result<T, GroupError>) -> Result<T, GroupError> {
         if let Err(e) = &result
             && e.lost_coordinator()

@@ -237,8 +237,13 @@ impl DistributedHerder {
         &self.inner.registry
     }
 
-    fn snapshot(&self) -> ClusterConfig {
-        lock(&self.inner.config).clone()
+    /// Reads the cluster config under its lock (no copy of the whole config).
+    fn read_config<T>(&self, f: impl FnOnce(&ClusterConfig) -> T) -> T {
+        f(&lock(&self.inner.config))
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.read_config(|c| c.connectors.contains_key(name))
     }
 
     fn view(&self) -> GroupView {
@@ -284,7 +289,7 @@ impl DistributedHerder {
     }
 
     pub async fn connector_names(&self) -> Vec<String> {
-        self.snapshot().connectors.keys().cloned().collect()
+        self.read_config(|c| c.connectors.keys().cloned().collect())
     }
 
     fn info_from(&self, name: &str, c: &ClusterConfig) -> Result<ConnectorInfo, HerderError> {
@@ -312,7 +317,7 @@ impl DistributedHerder {
         self.require_leader()?;
         config.insert("name".into(), name.into());
         validated(&self.inner.registry, &config).await?;
-        if self.snapshot().connectors.contains_key(name) {
+        if self.exists(name) {
             return Err(HerderError::AlreadyExists(format!(
                 "Connector {name} already exists"
             )));
@@ -340,7 +345,7 @@ impl DistributedHerder {
         self.require_leader()?;
         config.insert("name".into(), name.into());
         validated(&self.inner.registry, &config).await?;
-        let created = !self.snapshot().connectors.contains_key(name);
+        let created = !self.exists(name);
         self.write_config(&[(
             store::connector_key(name),
             Some(store::properties_value(&config)),
@@ -371,37 +376,35 @@ impl DistributedHerder {
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn config(&self, name: &str) -> Result<Config, HerderError> {
-        self.snapshot()
-            .connectors
-            .get(name)
-            .cloned()
+        self.read_config(|c| c.connectors.get(name).cloned())
             .ok_or_else(|| not_found(name))
     }
 
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
-        self.info_from(name, &self.snapshot())
+        self.read_config(|c| self.info_from(name, c))
     }
 
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
-        let c = self.snapshot();
-        if !c.connectors.contains_key(name) {
-            return Err(not_found(name));
-        }
-        Ok(c.tasks
-            .get(name)
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, config)| TaskInfo {
-                connector: name.to_owned(),
-                task: i as u32,
-                config: config.clone(),
-            })
-            .collect())
+        self.read_config(|c| {
+            if !c.connectors.contains_key(name) {
+                return Err(not_found(name));
+            }
+            Ok(c.tasks
+                .get(name)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, config)| TaskInfo {
+                    connector: name.to_owned(),
+                    task: i as u32,
+                    config: config.clone(),
+                })
+                .collect())
+        })
     }
 
     /// The status as the status topic has it: the same on every worker.
@@ -409,29 +412,35 @@ impl DistributedHerder {
     /// # Errors
     /// 404 when the connector does not exist.
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
-        let c = self.snapshot();
-        let config = c.connectors.get(name).ok_or_else(|| {
-            HerderError::NotFound(format!("No status found for connector {name}"))
-        })?;
-        let statuses = lock(&self.inner.statuses).clone();
-        let connector = statuses
-            .connectors
-            .get(name)
-            .map_or_else(|| Status::new(State::Unassigned), StatusRecord::status);
-        let tasks = (0..c.tasks.get(name).map_or(0, Vec::len) as u32)
-            .map(|id| {
-                let s = statuses
-                    .tasks
-                    .get(&(name.to_owned(), id))
-                    .map_or_else(|| Status::new(State::Unassigned), StatusRecord::status);
-                (id, s)
+        let (config, task_count) = self
+            .read_config(|c| {
+                let config = c.connectors.get(name)?.clone();
+                Some((config, c.tasks.get(name).map_or(0, Vec::len) as u32))
             })
-            .collect();
+            .ok_or_else(|| {
+                HerderError::NotFound(format!("No status found for connector {name}"))
+            })?;
+        let or_unassigned = |r: Option<&StatusRecord>| {
+            r.map_or_else(|| Status::new(State::Unassigned), StatusRecord::status)
+        };
+        let (connector, tasks) = {
+            let statuses = lock(&self.inner.statuses);
+            let connector = or_unassigned(statuses.connectors.get(name));
+            let tasks = (0..task_count)
+                .map(|id| {
+                    (
+                        id,
+                        or_unassigned(statuses.tasks.get(&(name.to_owned(), id))),
+                    )
+                })
+                .collect();
+            (connector, tasks)
+        };
         Ok(ConnectorStatus {
             name: name.to_owned(),
             connector,
             tasks,
-            kind: self.kind_of(config),
+            kind: self.kind_of(&config),
         })
     }
 
@@ -448,7 +457,7 @@ impl DistributedHerder {
     }
 
     async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
-        if !self.snapshot().connectors.contains_key(name) {
+        if !self.exists(name) {
             return Err(HerderError::NotFound(format!("Unknown connector {name}")));
         }
         let mut records = vec![(store::target_key(name), Some(store::target_value(target)))];
@@ -484,8 +493,7 @@ impl DistributedHerder {
     /// 404 when the connector does not exist; forwarded when not the leader.
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
         self.require_leader()?;
-        let c = self.snapshot();
-        if !c.connectors.contains_key(name) {
+        if !self.exists(name) {
             return Err(not_found(name));
         }
         self.write_config(&[
@@ -493,10 +501,9 @@ impl DistributedHerder {
             (store::target_key(name), None),
         ])
         .await?;
-        let statuses = lock(&self.inner.statuses).clone();
         let mut keys = vec![store::connector_status_key(name)];
         keys.extend(
-            statuses
+            lock(&self.inner.statuses)
                 .tasks
                 .keys()
                 .filter(|(c, _)| c == name)
@@ -548,8 +555,7 @@ impl DistributedHerder {
     /// # Errors
     /// 404 when the connector or task does not exist.
     pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), HerderError> {
-        let c = self.snapshot();
-        if c.tasks.get(name).is_none_or(|t| task as usize >= t.len()) {
+        if self.read_config(|c| c.tasks.get(name).is_none_or(|t| task as usize >= t.len())) {
             return Err(HerderError::NotFound(format!("Unknown task {name}-{task}")));
         }
         let mut local = self.inner.local.lock().await;
@@ -580,7 +586,7 @@ impl DistributedHerder {
         if !self.inner.worker.config.topic_tracking_enable {
             return Err(HerderError::Forbidden("Topic tracking is disabled.".into()));
         }
-        if !self.snapshot().connectors.contains_key(name) {
+        if !self.exists(name) {
             return Err(not_found(name));
         }
         let local = self.inner.local.lock().await;
@@ -634,7 +640,7 @@ impl DistributedHerder {
         configs: Vec<Config>,
     ) -> Result<(), HerderError> {
         self.require_leader()?;
-        if !self.snapshot().connectors.contains_key(name) {
+        if !self.exists(name) {
             return Err(not_found(name));
         }
         write_task_configs(&self.inner, name, &configs).await
@@ -1038,28 +1044,24 @@ async fn reconcile_connectors(
                 applied: None,
                 status: Status::new(State::Unassigned),
             });
-        match snapshot.target(name) {
-            TargetState::Stopped => {
-                lc.status = Status::new(State::Stopped);
-                lc.applied = None;
-                continue;
-            }
-            TargetState::Paused if lc.status.state != State::Failed => {
-                lc.status = Status::new(State::Paused);
-            }
-            TargetState::Started if lc.status.state != State::Failed => {
-                lc.status = Status::new(State::Running);
-            }
-            _ => {}
-        }
-        if lc.applied.as_ref() == Some(raw) {
+        let target = snapshot.target(name);
+        if target == TargetState::Stopped {
+            lc.status = Status::new(State::Stopped);
+            lc.applied = None;
             continue;
         }
-        lc.status = Status::new(if snapshot.target(name) == TargetState::Paused {
-            State::Paused
-        } else {
-            State::Running
-        });
+        let changed = lc.applied.as_ref() != Some(raw);
+        // A failure sticks until the config changes (or a restart clears `applied`).
+        if changed || lc.status.state != State::Failed {
+            lc.status = Status::new(if target == TargetState::Paused {
+                State::Paused
+            } else {
+                State::Running
+            });
+        }
+        if !changed {
+            continue;
+        }
         let configs = match generate_task_configs(inner, name, raw).await {
             Ok(c) => c,
             Err(trace) => {
@@ -1127,11 +1129,12 @@ async fn send_task_configs(
         .leader_url
         .as_deref()
         .ok_or(HerderError::NotLeader(None))?;
-    let url = format!(
-        "{}/connectors/{}/tasks?forward=true",
-        leader.trim_end_matches('/'),
-        urlencode(name)
-    );
+    let mut url = url::Url::parse(leader).map_err(internal)?;
+    url.path_segments_mut()
+        .map_err(|()| internal(format!("{leader} cannot carry a path")))?
+        .pop_if_empty()
+        .extend(["connectors", name, "tasks"]);
+    url.set_query(Some("forward=true"));
     let response = inner
         .http
         .post(url)
@@ -1149,19 +1152,6 @@ async fn send_task_configs(
             response.text().await.unwrap_or_default()
         )))
     }
-}
-
-/// Percent-encodes a path segment.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn reconcile_tasks(

@@ -157,10 +157,6 @@ impl TopicLog {
         &self.topic
     }
 
-    pub fn partitions(&self) -> i32 {
-        self.partitions
-    }
-
     /// Waits until every record written before the call has been applied.
     ///
     /// # Errors

@@ -8,5 +8,5 @@ pub mod log;
 pub mod protocol;
 pub mod store;
 
-pub use herder::{DistributedHerder, log_spec, urlencode};
+pub use herder::{DistributedHerder, log_spec};
 pub use log::LogError;
