@@ -368,16 +368,38 @@ async fn connector_lifecycle() {
     );
     assert_eq!(rest.get("/connectors/nope/topics").await.0, 404);
 
-    // Offsets are served for source connectors (tests/tests/jdbc_source.rs); a sink's are
-    // its consumer group's.
+    // A sink's offsets are its consumer group's; they change only while it is stopped
+    // (tests/tests/offsets.rs moves them on the real broker).
     let (code, body) = rest.get("/connectors/s1/offsets").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body["offsets"].is_array(), "{body}");
+    let move_to = json!({"offsets": [{
+        "partition": {"kafka_topic": "t", "kafka_partition": 0},
+        "offset": {"kafka_offset": 1},
+    }]})
+    .to_string();
+    let (code, body) = rest
+        .call("PATCH", "/connectors/s1/offsets", Some(&move_to))
+        .await;
     assert_eq!(code, 400, "{body}");
     assert!(
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("connect-s1"),
+            .contains("STOPPED state"),
         "{body}"
+    );
+    let (code, body) = rest
+        .call(
+            "PATCH",
+            "/connectors/s1/offsets",
+            Some(r#"{"offsets": []}"#),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        rest.call("DELETE", "/connectors/s1/offsets", None).await.0,
+        400
     );
     assert_eq!(rest.get("/connectors/nope/offsets").await.0, 404);
 

@@ -1,7 +1,8 @@
 //! Distributed mode against the real broker at `KAFKA_BOOTSTRAP`: `wasmconnect distributed`
 //! workers as separate processes on loopback ports form one group through the broker's
 //! group coordinator, share connectors and tasks, forward leader-only writes, and move work
-//! when a worker dies, stops or joins. Sinks write to MariaDB so that every record can be
+//! when a worker dies, stops or joins; a stopped connector's offsets are altered and reset
+//! through any worker. Sinks write to MariaDB so that every record can be
 //! counted after a failover.
 
 use std::collections::BTreeMap;
@@ -280,6 +281,66 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
     );
     wait_everywhere(&refs, &paused, "PAUSED", 1, Duration::from_secs(30));
 
+    // A source whose offsets live in the offset topic: stopped, its offsets altered through
+    // the non-leader, the same on every worker (and again after the full restart below).
+    let generator = unique("gen");
+    expect(
+        other.port,
+        "POST",
+        "/connectors",
+        Some(&json!({"name": generator, "config": {
+            "connector.class": "DatagenConnector",
+            "kafka.topic": format!("{topic}-gen"),
+            "iterations": "5",
+            "max.interval": "1",
+        }})),
+        201,
+    );
+    let iteration = |w: &GroupWorker| {
+        let body = rest(
+            w.port,
+            "GET",
+            &format!("/connectors/{generator}/offsets"),
+            None,
+        )
+        .1;
+        serde_json::from_str::<Json>(&body).unwrap_or(Json::Null)["offsets"][0]["offset"]
+            ["current.iteration"]
+            .as_i64()
+    };
+    wait_for(
+        "the generator's offset at 5",
+        Duration::from_secs(30),
+        || iteration(other) == Some(5),
+        || {
+            rest(
+                other.port,
+                "GET",
+                &format!("/connectors/{generator}/offsets"),
+                None,
+            )
+            .1
+        },
+    );
+    let offsets_path = format!("/connectors/{generator}/offsets");
+    let altered =
+        json!({"offsets": [{"partition": {"task.id": 0}, "offset": {"current.iteration": 3}}]});
+    let refused = expect(other.port, "PATCH", &offsets_path, Some(&altered), 400);
+    assert!(refused.contains("STOPPED state"), "{refused}");
+    expect(
+        other.port,
+        "PUT",
+        &format!("/connectors/{generator}/stop"),
+        None,
+        204,
+    );
+    wait_everywhere(&refs, &generator, "STOPPED", 0, Duration::from_secs(10));
+    let answer = expect(other.port, "PATCH", &offsets_path, Some(&altered), 200);
+    assert!(answer.contains("altered successfully"), "{answer}");
+    for w in &workers {
+        assert_eq!(iteration(w), Some(3), "offsets on {}", w.port);
+    }
+
     // Delete through the non-leader.
     let doomed = unique("doomed");
     expect(
@@ -315,6 +376,20 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
     let refs: Vec<&GroupWorker> = workers.iter().collect();
     wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(60));
     wait_everywhere(&refs, &paused, "PAUSED", 1, Duration::from_secs(30));
+    wait_everywhere(&refs, &generator, "STOPPED", 0, Duration::from_secs(30));
+    for w in &workers {
+        assert_eq!(
+            iteration(w),
+            Some(3),
+            "offsets after the restart on {}",
+            w.port
+        );
+    }
+    let answer = expect(workers[0].port, "DELETE", &offsets_path, None, 200);
+    assert!(answer.contains("reset successfully"), "{answer}");
+    for w in &workers {
+        assert_eq!(iteration(w), None, "offsets after the reset on {}", w.port);
+    }
     let (_, list) = rest(workers[2].port, "GET", "/connectors", None);
     let list: Vec<String> = serde_json::from_str(&list).expect("list");
     assert!(

@@ -1,6 +1,7 @@
 //! Connector lifecycle: the herder owns connector configs, target states and running tasks.
 //! REST handlers and the CLI talk to it; tasks do not know it exists.
 
+pub mod connector_offsets;
 pub mod distributed;
 pub mod offsets;
 mod standalone;
@@ -237,13 +238,24 @@ impl Herder {
         dispatch!(self, h => h.reset_topics(name).await)
     }
 
+    /// The connector's offsets, as `ConnectorOffsets` entries.
+    ///
     /// # Errors
-    /// 404 when the connector does not exist, 400 for a sink connector.
-    pub async fn source_offsets(
+    /// 404 when the connector does not exist.
+    pub async fn offsets(&self, name: &str) -> Result<Vec<serde_json::Value>, HerderError> {
+        dispatch!(self, h => h.offsets(name).await)
+    }
+
+    /// Alters or resets a stopped connector's offsets; returns Kafka's success message.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist, 400 when it is not stopped or an entry is bad.
+    pub async fn modify_offsets(
         &self,
         name: &str,
-    ) -> Result<Vec<wasmconnect_sdk::data::SourcePosition>, HerderError> {
-        dispatch!(self, h => h.source_offsets(name).await)
+        change: connector_offsets::OffsetChange,
+    ) -> Result<&'static str, HerderError> {
+        dispatch!(self, h => h.modify_offsets(name, change).await)
     }
 
     /// Task configs a connector generated, sent to the leader (`POST /connectors/{name}/tasks`).

@@ -224,6 +224,17 @@ impl OffsetStore {
         }
     }
 
+    /// Removes positions in memory (the next flush writes tombstones to the topic).
+    pub fn remove(&self, connector: &str, partitions: &[OffsetMap]) {
+        let mut entries = lock(&self.entries);
+        let mut dirty = lock(&self.dirty);
+        for p in partitions {
+            let key = offset_key(connector, p);
+            entries.remove(&key);
+            dirty.insert(key);
+        }
+    }
+
     /// Makes every position put so far durable: the file is rewritten atomically (a
     /// temporary file, fsync, rename); the topic gets one record per changed key.
     ///

@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wasmconnect_sdk::PluginKind;
-use wasmconnect_sdk::data::SourcePosition;
 
+use super::connector_offsets::{self, OffsetChange};
 use super::validate::{self, ConfigInfos};
 use super::{ConnectorInfo, ConnectorStatus, HerderError, TargetState, TaskInfo};
 use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
@@ -405,21 +405,35 @@ impl StandaloneHerder {
         Ok(topics.iter().cloned().collect())
     }
 
-    /// The stored source offsets of a source connector (`GET /connectors/{name}/offsets`),
-    /// as `{"partition": ..., "offset": ...}` pairs.
+    /// The connector's offsets (`GET /connectors/{name}/offsets`).
     ///
     /// # Errors
-    /// 404 when the connector does not exist; 400 for a sink connector, whose offsets are
-    /// its consumer group's (`connect-<name>`), not served here yet.
-    pub async fn source_offsets(&self, name: &str) -> Result<Vec<SourcePosition>, HerderError> {
+    /// 404 when the connector does not exist; 500 when the broker cannot be read.
+    pub async fn offsets(&self, name: &str) -> Result<Vec<serde_json::Value>, HerderError> {
+        let (kind, config) = {
+            let connectors = self.connectors.lock().await;
+            let c = connectors.get(name).ok_or_else(|| not_found(name))?;
+            (c.plugin.kind, c.config.clone())
+        };
+        connector_offsets::read(&self.worker, name, kind, &config).await
+    }
+
+    /// Alters or resets a stopped connector's offsets (`PATCH`/`DELETE .../offsets`).
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist, 400 when it is not stopped or an entry is bad.
+    pub async fn modify_offsets(
+        &self,
+        name: &str,
+        change: OffsetChange,
+    ) -> Result<&'static str, HerderError> {
+        // Held throughout, so the connector cannot be resumed while its offsets change.
         let connectors = self.connectors.lock().await;
         let c = connectors.get(name).ok_or_else(|| not_found(name))?;
-        if c.plugin.kind != PluginKind::Source {
-            return Err(HerderError::BadRequest(format!(
-                "{name} is a sink connector: read its consumer group connect-{name} for its offsets"
-            )));
+        if c.target != TargetState::Stopped || !c.task_configs.is_empty() {
+            return Err(connector_offsets::not_stopped(name));
         }
-        Ok(self.worker.offsets.positions(name))
+        connector_offsets::modify(&self.worker, name, c.plugin.kind, &c.config, change).await
     }
 
     /// # Errors

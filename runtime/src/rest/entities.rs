@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json, json};
 use wasmconnect_sdk::PluginKind;
 
+use crate::herder::connector_offsets::OffsetEntry;
 use crate::herder::{ConfigInfos, ConnectorInfo, ConnectorStatus, TaskInfo};
 use crate::plugin::ConfigKeyDef;
 use crate::task::Status;
@@ -125,6 +126,38 @@ pub fn string_map(json: &Json) -> Result<BTreeMap<String, Option<String>>, Strin
                 }
             };
             Ok((k.clone(), v))
+        })
+        .collect()
+}
+
+/// The entries of a `ConnectorOffsets` body (`{"offsets": [{"partition", "offset"}]}`);
+/// the message names what is wrong.
+pub fn offset_entries(body: &Json) -> Result<Vec<OffsetEntry>, String> {
+    let list = body
+        .get("offsets")
+        .and_then(Json::as_array)
+        .filter(|l| !l.is_empty())
+        .ok_or("Partitions / offsets need to be provided for an alter offsets request")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let partition = e
+                .get("partition")
+                .filter(|p| p.is_object())
+                .ok_or_else(|| format!("offsets[{i}]: the partition must be a JSON object"))?;
+            let offset = match e.get("offset") {
+                None | Some(Json::Null) => None,
+                Some(o) if o.is_object() => Some(o.clone()),
+                Some(o) => {
+                    return Err(format!(
+                        "offsets[{i}]: the offset must be a JSON object or null, not {o}"
+                    ));
+                }
+            };
+            Ok(OffsetEntry {
+                partition: partition.clone(),
+                offset,
+            })
         })
         .collect()
 }

@@ -17,6 +17,7 @@ use wasmconnect_sdk::PluginKind;
 
 use crate::config::transforms::PREDICATE_CLASSES;
 use crate::convert::CONVERTER_CLASSES;
+use crate::herder::connector_offsets::OffsetChange;
 use crate::herder::{Herder, TargetState};
 
 pub use error::ApiError;
@@ -59,7 +60,12 @@ pub fn app(state: AppState) -> Router {
             "/connectors/{name}/tasks/{task}/restart",
             post(restart_task),
         )
-        .route("/connectors/{name}/offsets", get(connector_offsets))
+        .route(
+            "/connectors/{name}/offsets",
+            get(connector_offsets)
+                .patch(alter_offsets)
+                .delete(reset_offsets),
+        )
         .route("/connectors/{name}/topics", get(connector_topics))
         .route("/connectors/{name}/topics/reset", put(reset_topics))
         .route("/connector-plugins", get(list_plugins))
@@ -469,19 +475,28 @@ async fn connector_topics(State(state): State<AppState>, Path(name): Path<String
 }
 
 async fn connector_offsets(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    let offsets: Vec<Json> = state
+    ok(json!({ "offsets": state.herder.offsets(&name).await? }))
+}
+
+async fn alter_offsets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let entries = entities::offset_entries(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let message = state
         .herder
-        .source_offsets(&name)
-        .await?
-        .iter()
-        .map(|p| {
-            json!({
-                "partition": crate::herder::offsets::map_to_json(&p.partition),
-                "offset": crate::herder::offsets::map_to_json(&p.offset),
-            })
-        })
-        .collect();
-    ok(json!({ "offsets": offsets }))
+        .modify_offsets(&name, OffsetChange::Alter(entries))
+        .await?;
+    ok(json!({ "message": message }))
+}
+
+async fn reset_offsets(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let message = state
+        .herder
+        .modify_offsets(&name, OffsetChange::Reset)
+        .await?;
+    ok(json!({ "message": message }))
 }
 
 async fn reset_topics(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {

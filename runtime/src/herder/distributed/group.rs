@@ -1,5 +1,6 @@
 //! Our client for Kafka's classic group protocol: FindCoordinator, JoinGroup, SyncGroup,
-//! Heartbeat and LeaveGroup over one connection to the group coordinator. The messages are
+//! Heartbeat and LeaveGroup over one connection to the group coordinator, and OffsetDelete
+//! (the Offsets API removes one partition's committed offset with it). The messages are
 //! encoded by the `kafka-protocol` crate; versions are agreed per API through ApiVersions.
 //! It knows nothing about Connect: the payloads are opaque bytes here.
 
@@ -9,9 +10,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, RequestHeader, ResponseHeader,
-    SyncGroupRequest, join_group_request::JoinGroupRequestProtocol,
-    leave_group_request::MemberIdentity, sync_group_request::SyncGroupRequestAssignment,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetDeleteRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest, TopicName, join_group_request::JoinGroupRequestProtocol,
+    leave_group_request::MemberIdentity, offset_delete_request::OffsetDeleteRequestPartition,
+    offset_delete_request::OffsetDeleteRequestTopic,
+    sync_group_request::SyncGroupRequestAssignment,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,6 +123,9 @@ struct Connection {
     client_id: StrBytes,
     correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
+    /// A request was sent and its answer not read: a call was cancelled mid-flight (a
+    /// shutdown during a join, say), so the stream is out of step and must not be reused.
+    dirty: bool,
 }
 
 impl Connection {
@@ -147,6 +153,7 @@ impl Connection {
             client_id: StrBytes::from_string(client_id.to_owned()),
             correlation: 0,
             versions: HashMap::new(),
+            dirty: false,
         };
         let answer: ApiVersionsResponse = conn
             .exchange(
@@ -234,6 +241,7 @@ impl Connection {
             addr: addr.clone(),
             source,
         };
+        self.dirty = true;
         let round_trip = async {
             self.stream.write_all(&frame).await.map_err(io)?;
             let len = self.stream.read_i32().await.map_err(io)?;
@@ -264,6 +272,7 @@ impl Connection {
                 ),
             });
         }
+        self.dirty = false;
         Resp::decode(&mut buf, version).map_err(codec)
     }
 }
@@ -346,6 +355,9 @@ impl GroupMember {
 
     /// Asks any bootstrap broker where the group's coordinator is and connects to it.
     async fn coordinator(&mut self) -> Result<&mut Connection, GroupError> {
+        if self.coordinator.as_ref().is_some_and(|c| c.dirty) {
+            self.coordinator = None;
+        }
         if self.coordinator.is_none() {
             let timeout = self.settings.request_timeout;
             let mut last = None;
@@ -570,5 +582,44 @@ impl GroupMember {
         let (answer, _) = self.forget_on_loss(result)?;
         self.generation = -1;
         broker_error("LeaveGroup", answer.error_code, None)
+    }
+
+    /// Removes the group's committed offsets of `partitions` (topic, partition), as Kafka's
+    /// `Admin.deleteConsumerGroupOffsets` does. The group must have no active member.
+    ///
+    /// # Errors
+    /// When the broker lacks OffsetDelete, or refuses the group or a partition.
+    pub async fn delete_offsets(&mut self, partitions: &[(String, i32)]) -> Result<(), GroupError> {
+        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
+        for (topic, partition) in partitions {
+            let entry = OffsetDeleteRequestPartition::default().with_partition_index(*partition);
+            match topics.iter_mut().find(|t| t.name.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(self.group_id())
+            .with_topics(topics);
+        let timeout = self.settings.request_timeout;
+        let conn = self.coordinator().await?;
+        let result = conn.call("OffsetDelete", &request, (0, 0), timeout).await;
+        let (answer, _) = self.forget_on_loss(result)?;
+        broker_error("OffsetDelete", answer.error_code, None)?;
+        for topic in &answer.topics {
+            for p in &topic.partitions {
+                broker_error("OffsetDelete", p.error_code, None).map_err(|e| {
+                    GroupError::Codec {
+                        api: "OffsetDelete",
+                        message: format!("{}-{}: {e}", topic.name.as_str(), p.partition_index),
+                    }
+                })?;
+            }
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wasmconnect_sdk::PluginKind;
-use wasmconnect_sdk::data::SourcePosition;
 
 use super::assign::{AssignorState, assign};
 use super::group::{GroupMember, GroupSettings};
@@ -22,6 +21,7 @@ use super::log::{LogError, LogSpec, TopicLog};
 use super::protocol::{Assignment, CONFIG_MISMATCH, PROTOCOL_TYPE, Protocol, Work, WorkerMetadata};
 use super::store::{self, ClusterConfig, ClusterStatus, Config, StatusRecord};
 use crate::config::distributed::{DistributedConfig, InternalTopic};
+use crate::herder::connector_offsets::{self, OffsetChange};
 use crate::herder::standalone::{
     TaskHandle, TaskSpec, plugin_for, reinsert_placeholders, spawn_task, stop_task, validated,
 };
@@ -612,22 +612,39 @@ impl DistributedHerder {
         Ok(())
     }
 
+    /// The connector's offsets, read on this worker.
+    ///
     /// # Errors
-    /// 404 when the connector does not exist; 400 for a sink connector.
-    pub async fn source_offsets(&self, name: &str) -> Result<Vec<SourcePosition>, HerderError> {
+    /// 404 when the connector does not exist; 500 when the broker cannot be read.
+    pub async fn offsets(&self, name: &str) -> Result<Vec<serde_json::Value>, HerderError> {
         let config = self.config(name).await?;
-        if self.kind_of(&config) != PluginKind::Source {
-            return Err(HerderError::BadRequest(format!(
-                "{name} is a sink connector: read its consumer group connect-{name} for its offsets"
-            )));
+        let kind = self.kind_of(&config);
+        connector_offsets::read(&self.inner.worker, name, kind, &config).await
+    }
+
+    /// Alters or resets a stopped connector's offsets; forwarded to the leader.
+    ///
+    /// # Errors
+    /// 404 when the connector does not exist, 400 when it is not stopped or an entry is bad.
+    pub async fn modify_offsets(
+        &self,
+        name: &str,
+        change: OffsetChange,
+    ) -> Result<&'static str, HerderError> {
+        self.require_leader()?;
+        let (config, stopped) = self
+            .read_config(|c| {
+                let config = c.connectors.get(name)?.clone();
+                let stopped = c.target(name) == TargetState::Stopped
+                    && c.tasks.get(name).is_none_or(Vec::is_empty);
+                Some((config, stopped))
+            })
+            .ok_or_else(|| not_found(name))?;
+        if !stopped {
+            return Err(connector_offsets::not_stopped(name));
         }
-        self.inner
-            .worker
-            .offsets
-            .sync(Duration::from_secs(10))
-            .await
-            .map_err(internal)?;
-        Ok(self.inner.worker.offsets.positions(name))
+        let kind = self.kind_of(&config);
+        connector_offsets::modify(&self.inner.worker, name, kind, &config, change).await
     }
 
     /// Task configs from the worker that runs the connector; the leader writes them.
