@@ -91,12 +91,21 @@ pub fn stop_gracefully(mut worker: Worker) {
     let Some(mut child) = worker.0.take() else {
         return;
     };
-    let pid = child.id().to_string();
+    terminate(&child);
+    wait_clean_exit(&mut child);
+}
+
+/// Sends SIGTERM.
+fn terminate(child: &Child) {
     let sent = Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(sent.success());
+}
+
+/// Waits (up to 15 s) for a process sent SIGTERM to exit with status 0.
+fn wait_clean_exit(child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -360,6 +369,20 @@ impl GroupWorker {
     /// SIGTERM; it must exit cleanly.
     pub fn stop(&mut self) {
         stop_gracefully(std::mem::replace(&mut self.worker, Worker(None)));
+    }
+
+    /// Sends SIGTERM and returns at once; [`GroupWorker::wait_stopped`] waits for the exit.
+    pub fn begin_stop(&self) {
+        if let Some(child) = &self.worker.0 {
+            terminate(child);
+        }
+    }
+
+    /// Waits for a worker sent SIGTERM to exit cleanly.
+    pub fn wait_stopped(&mut self) {
+        if let Some(mut child) = self.worker.0.take() {
+            wait_clean_exit(&mut child);
+        }
     }
 }
 

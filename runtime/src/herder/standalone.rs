@@ -690,6 +690,7 @@ pub(super) fn spawn_task(
 
 /// Cancels a task and waits for it to flush and commit, aborting it after `timeout`.
 pub(super) async fn stop_task(handle: TaskHandle, timeout: std::time::Duration) {
+    let started = std::time::Instant::now();
     handle.cancel.cancel();
     let mut join = handle.join;
     if tokio::time::timeout(timeout, &mut join).await.is_err() {
@@ -700,6 +701,10 @@ pub(super) async fn stop_task(handle: TaskHandle, timeout: std::time::Duration) 
         join.abort();
         let _ = join.await;
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Task stopped."
+    );
 }
 
 fn info_of(name: &str, c: &Connector) -> ConnectorInfo {

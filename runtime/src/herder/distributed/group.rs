@@ -554,6 +554,17 @@ impl GroupMember {
         broker_error("Heartbeat", answer.error_code, None)
     }
 
+    /// Tells the coordinator that a member about to rejoin is alive; the answer does not
+    /// matter. Tansu counts only heartbeats as contact and pauses each follower's JoinGroup
+    /// for 3 s, so a member that rejoins a few times in a row (waiting for the leader's
+    /// SyncGroup) would otherwise expire in the middle of the rebalance. Kafka answers
+    /// REBALANCE_IN_PROGRESS and nothing changes.
+    pub async fn keep_alive(&mut self) {
+        if !self.member_id.is_empty() {
+            let _ = self.heartbeat().await;
+        }
+    }
+
     /// Leaves the group so the others rebalance at once instead of after the session timeout.
     ///
     /// # Errors
@@ -581,7 +592,13 @@ impl GroupMember {
             .await;
         let (answer, _) = self.forget_on_loss(result)?;
         self.generation = -1;
-        broker_error("LeaveGroup", answer.error_code, None)
+        broker_error("LeaveGroup", answer.error_code, None)?;
+        // From version 3 each member has its own answer: an unknown member was dropped
+        // before it left (its session expired).
+        for m in &answer.members {
+            broker_error("LeaveGroup", m.error_code, None)?;
+        }
+        Ok(())
     }
 
     /// Removes the group's committed offsets of `partitions` (topic, partition), as Kafka's

@@ -89,8 +89,6 @@ struct Inner {
     local: tokio::sync::Mutex<Local>,
     /// Reconcile now.
     wake: Arc<Notify>,
-    /// The membership loop should rejoin (the leader saw configured work change).
-    rejoin: Notify,
     http: reqwest::Client,
 }
 
@@ -214,7 +212,6 @@ impl DistributedHerder {
             view: Mutex::new(GroupView::default()),
             local: tokio::sync::Mutex::new(Local::default()),
             wake,
-            rejoin: Notify::new(),
             http: reqwest::Client::new(),
         });
         let stopped = CancellationToken::new();
@@ -720,8 +717,9 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     let mut assignor = AssignorState::default();
     let mut current: BTreeSet<Work> = BTreeSet::new();
     let mut leader_configured: Option<BTreeSet<Work>>;
-    // Set when the coordinator said a rebalance is under way (REBALANCE_IN_PROGRESS).
-    let mut told_to_rejoin = false;
+    // Set when this member left a stable generation to rebalance: the coordinator said one
+    // is under way, the configured work changed, or a scheduled rebalance is due.
+    let mut wants_rebalance = false;
     'rebalance: while !inner.cancel.is_cancelled() {
         let offset = lock(&inner.config).offset;
         let allocation = Assignment {
@@ -743,12 +741,16 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             .collect();
         if s.protocol == Protocol::Eager && !current.is_empty() {
             // Eager members give up everything before each rebalance.
-            revoke(&inner, &std::mem::take(&mut current)).await;
+            let all = std::mem::take(&mut current);
+            heartbeating(&mut member, s.heartbeat_interval, revoke(&inner, &all)).await;
         }
         tracing::debug!("Joining the worker group.");
         let joined = tokio::select! {
             () = inner.cancel.cancelled() => break,
-            j = member.join(&protocols) => j,
+            j = async {
+                member.keep_alive().await;
+                member.join(&protocols).await
+            } => j,
         };
         let joined = match joined {
             Ok(j) => j,
@@ -759,16 +761,17 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
                 continue;
             }
         };
-        if std::mem::take(&mut told_to_rejoin)
-            && !joined.is_leader()
-            && joined.generation == lock(&inner.view).generation
+        if std::mem::take(&mut wants_rebalance) && joined.generation == lock(&inner.view).generation
         {
-            // The coordinator announced a rebalance but kept the generation, so the leader
-            // was never told (Tansu tells only the member that noticed a session expire).
-            // Rejoining as a new member starts a generation everyone sees; Kafka's own
-            // coordinator always moves the generation, so this never runs there.
+            // A rebalance was wanted but the generation stayed, so no other member hears of
+            // it and the coordinator keeps the old assignments. Tansu does this when a
+            // session expires (it tells only the member that noticed, and keeps the
+            // generation) and when a member rejoins with unchanged metadata. Leaving and
+            // rejoining as a new member starts a generation every member sees. Kafka moves
+            // the generation on every rebalance, so this does not run there.
             tracing::info!(
-                "The coordinator announced a rebalance without one; rejoining as a new member."
+                generation = joined.generation,
+                "A rebalance was wanted but the generation stayed; rejoining as a new member."
             );
             if let Err(e) = member.leave().await {
                 tracing::warn!(error = %e, "Cannot leave the worker group before rejoining.");
@@ -813,7 +816,12 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             continue;
         }
         if !assignment.revoked.is_empty() {
-            revoke(&inner, &assignment.revoked).await;
+            heartbeating(
+                &mut member,
+                s.heartbeat_interval,
+                revoke(&inner, &assignment.revoked),
+            )
+            .await;
         }
         for w in &assignment.revoked {
             current.remove(w);
@@ -849,20 +857,18 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             let deadline = rejoin_at.map_or(next_beat, |r| r.min(next_beat));
             tokio::select! {
                 () = inner.cancel.cancelled() => break 'rebalance,
-                () = inner.rejoin.notified() => {
-                    tracing::debug!("Rejoining: asked to.");
-                    continue 'rebalance;
-                }
                 () = tokio::time::sleep_until(deadline.into()) => {}
             }
             if rejoin_at.is_some_and(|r| Instant::now() >= r) {
                 tracing::debug!("Rejoining: the scheduled rebalance is due.");
+                wants_rebalance = true;
                 continue 'rebalance;
             }
             if let Some(configured) = &leader_configured
                 && configured_work(&lock(&inner.config)) != *configured
             {
                 tracing::debug!("Rejoining: the configured work changed.");
+                wants_rebalance = true;
                 continue 'rebalance;
             }
             if Instant::now() >= next_beat {
@@ -871,7 +877,7 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
                     Ok(()) => {}
                     Err(e) if e.needs_rejoin() => {
                         tracing::debug!(error = %e, "Rejoining: the coordinator asked.");
-                        told_to_rejoin = true;
+                        wants_rebalance = true;
                         continue 'rebalance;
                     }
                     Err(e) => tracing::warn!(error = %e, "Heartbeat failed."),
@@ -880,13 +886,31 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
         }
     }
     // Shutting down: stop everything here first (each task flushes), then leave.
-    revoke(&inner, &current).await;
+    heartbeating(&mut member, s.heartbeat_interval, revoke(&inner, &current)).await;
+    member.keep_alive().await;
     match member.leave().await {
         Ok(()) => tracing::info!("Left the worker group."),
         Err(e) => tracing::warn!(error = %e, "Cannot leave the worker group; it will time out."),
     }
     lock(&inner.view).leader_url = None;
     stopped.cancel();
+}
+
+/// Runs `work` (stopping tasks, which can take seconds) while heartbeating, so the session
+/// does not expire meanwhile. A coordinator that expires a member which then leaves may
+/// tell no one (Tansu 0.6), and its work would be stranded.
+async fn heartbeating<T>(
+    member: &mut GroupMember,
+    interval: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            () = tokio::time::sleep(interval) => member.keep_alive().await,
+        }
+    }
 }
 
 /// The leader's part of a rebalance: read the config topic as far as any member has, then
