@@ -565,6 +565,25 @@ impl GroupMember {
         }
     }
 
+    /// Joins as a new member and leaves at once, without waiting for a rebalance: for a
+    /// member the coordinator already dropped, to make the generation move so the others
+    /// notice it is gone (Tansu 0.6 can drop an expired member without telling anyone).
+    ///
+    /// # Errors
+    /// When the coordinator cannot be reached.
+    pub async fn join_and_leave(
+        &mut self,
+        protocols: &[(&str, Vec<u8>)],
+    ) -> Result<(), GroupError> {
+        self.member_id.clear();
+        match self.join_once(protocols).await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(code::MEMBER_ID_REQUIRED) => {}
+            Err(e) => return Err(e),
+        }
+        self.leave().await
+    }
+
     /// Leaves the group so the others rebalance at once instead of after the session timeout.
     ///
     /// # Errors

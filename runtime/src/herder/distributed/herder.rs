@@ -721,24 +721,7 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     // is under way, the configured work changed, or a scheduled rebalance is due.
     let mut wants_rebalance = false;
     'rebalance: while !inner.cancel.is_cancelled() {
-        let offset = lock(&inner.config).offset;
-        let allocation = Assignment {
-            assigned: current.clone(),
-            ..Assignment::default()
-        };
-        let protocols: Vec<(&str, Vec<u8>)> = s
-            .protocol
-            .offered()
-            .into_iter()
-            .map(|p| {
-                let meta = WorkerMetadata {
-                    url: inner.url.clone(),
-                    config_offset: offset,
-                    allocation: (!current.is_empty()).then(|| allocation.clone()),
-                };
-                (p.name(), meta.encode(p.version()))
-            })
-            .collect();
+        let protocols = offered_protocols(&inner, &current);
         if s.protocol == Protocol::Eager && !current.is_empty() {
             // Eager members give up everything before each rebalance.
             let all = std::mem::take(&mut current);
@@ -888,12 +871,48 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     // Shutting down: stop everything here first (each task flushes), then leave.
     heartbeating(&mut member, s.heartbeat_interval, revoke(&inner, &current)).await;
     member.keep_alive().await;
-    match member.leave().await {
+    let left = match member.leave().await {
+        Err(e) if e.code() == Some(super::group::code::UNKNOWN_MEMBER_ID) => {
+            // The coordinator dropped this member before it left, and may have told no one
+            // (Tansu 0.6 keeps the generation when it expires a member inside another
+            // member's call): a brief join as a new member moves the generation.
+            tracing::info!("The coordinator had dropped this worker; announcing the departure.");
+            member
+                .join_and_leave(&offered_protocols(&inner, &BTreeSet::new()))
+                .await
+        }
+        other => other,
+    };
+    match left {
         Ok(()) => tracing::info!("Left the worker group."),
         Err(e) => tracing::warn!(error = %e, "Cannot leave the worker group; it will time out."),
     }
     lock(&inner.view).leader_url = None;
     stopped.cancel();
+}
+
+/// The sub-protocols this worker offers, each with its metadata: URL, config offset and
+/// what it runs now.
+fn offered_protocols(inner: &Inner, current: &BTreeSet<Work>) -> Vec<(&'static str, Vec<u8>)> {
+    let offset = lock(&inner.config).offset;
+    let allocation = (!current.is_empty()).then(|| Assignment {
+        assigned: current.clone(),
+        ..Assignment::default()
+    });
+    inner
+        .settings
+        .protocol
+        .offered()
+        .into_iter()
+        .map(|p| {
+            let meta = WorkerMetadata {
+                url: inner.url.clone(),
+                config_offset: offset,
+                allocation: allocation.clone(),
+            };
+            (p.name(), meta.encode(p.version()))
+        })
+        .collect()
 }
 
 /// Runs `work` (stopping tasks, which can take seconds) while heartbeating, so the session
