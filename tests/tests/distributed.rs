@@ -12,6 +12,16 @@ use serde_json::{Value as Json, json};
 use wasmconnect_e2e::db::mysql_database;
 use wasmconnect_e2e::{GroupWorker, kafka, rest, unique, wait_for};
 
+/// The two tests start eight workers between them on a two-core machine; they run one
+/// after the other so neither's timings or waits depend on the other's load.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn start_group(n: usize, group: &str) -> Vec<GroupWorker> {
     let bootstrap = kafka::bootstrap();
     (0..n)
@@ -160,6 +170,7 @@ fn row(id: u64) -> String {
 
 #[test]
 fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_restart() {
+    let _serial = one_at_a_time();
     let group = unique("wc-cluster");
     let mut workers = start_group(3, &group);
     let refs: Vec<&GroupWorker> = workers.iter().collect();
@@ -433,6 +444,7 @@ fn wait_moved(
 /// takes the median of several runs). `FAILOVER_RECORDS` changes the record count.
 #[test]
 fn a_sink_run_survives_kill_9_a_clean_stop_and_a_joining_worker() {
+    let _serial = one_at_a_time();
     let record_count: u64 = std::env::var("FAILOVER_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
