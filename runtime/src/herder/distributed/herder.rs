@@ -1013,6 +1013,56 @@ async fn revoke(inner: &Inner, work: &BTreeSet<Work>) {
     }
     futures::future::join_all(stops).await;
     lock(&inner.view).assigned.retain(|w| !work.contains(w));
+    report_unassigned(inner, work).await;
+}
+
+/// Writes UNASSIGNED for work this worker gave up, as Connect does, so no status shows it
+/// running here while it moves. Skipped where another worker has written the status since
+/// (it runs the work now) or the connector is gone (its statuses were removed); a write
+/// that loses a race with the new owner is corrected by the owner's next status check.
+async fn report_unassigned(inner: &Inner, work: &BTreeSet<Work>) {
+    let generation = lock(&inner.view).generation;
+    for w in work {
+        let name = match w {
+            Work::Connector(name) | Work::Task(name, _) => name,
+        };
+        if !lock(&inner.config).connectors.contains_key(name) {
+            continue;
+        }
+        let key = {
+            let statuses = lock(&inner.statuses);
+            let (current, key) = match w {
+                Work::Connector(name) => (
+                    statuses.connectors.get(name),
+                    store::connector_status_key(name),
+                ),
+                Work::Task(name, id) => (
+                    statuses.tasks.get(&(name.clone(), *id)),
+                    store::task_status_key(name, *id),
+                ),
+            };
+            let ours = current
+                .is_some_and(|s| s.worker_id == inner.worker_id && s.state != State::Unassigned);
+            if !ours {
+                continue;
+            }
+            key
+        };
+        let record = StatusRecord {
+            state: State::Unassigned,
+            trace: None,
+            worker_id: inner.worker_id.clone(),
+            generation,
+        };
+        match inner
+            .status_log
+            .send(key.as_bytes(), Some(&record.value()))
+            .await
+        {
+            Ok(()) => lock(&inner.statuses).apply(&key, Some(&record.value())),
+            Err(e) => tracing::warn!(key, error = %e, "Cannot write a status."),
+        }
+    }
 }
 
 async fn reconcile_loop(inner: Arc<Inner>) {
@@ -1345,7 +1395,10 @@ async fn publish_statuses(inner: &Inner, view: &GroupView, local: &Local) {
             .send(key.as_bytes(), Some(&r.value()))
             .await
         {
-            Ok(()) => lock(&inner.statuses).apply(&key, Some(&r.value())),
+            Ok(()) => {
+                tracing::debug!(key, state = ?r.state, "Wrote a status.");
+                lock(&inner.statuses).apply(&key, Some(&r.value()));
+            }
             Err(e) => tracing::warn!(key, error = %e, "Cannot write a status; retrying."),
         }
     }
