@@ -370,6 +370,15 @@ pub fn tasks_max(config: &BTreeMap<String, String>) -> u32 {
         .unwrap_or(1)
 }
 
+/// The consumer group a sink connector's tasks commit to: `connect-<name>`, or
+/// `consumer.override.group.id`.
+pub fn sink_group(name: &str, config: &BTreeMap<String, String>) -> String {
+    config
+        .get("consumer.override.group.id")
+        .cloned()
+        .unwrap_or_else(|| format!("connect-{name}"))
+}
+
 /// The topics a sink subscribes to: a list, or a regex in librdkafka's `^` form.
 pub fn sink_subscription(config: &BTreeMap<String, String>) -> Vec<String> {
     if let Some(regex) = config.get(TOPICS_REGEX).filter(|r| !r.trim().is_empty()) {
@@ -532,6 +541,13 @@ mod tests {
     use super::*;
 
     use crate::config::map;
+
+    #[test]
+    fn the_sink_group_follows_the_consumer_override() {
+        assert_eq!(sink_group("s", &map(&[])), "connect-s");
+        let config = map(&[("consumer.override.group.id", "mine")]);
+        assert_eq!(sink_group("s", &config), "mine");
+    }
 
     #[test]
     fn sink_batches_follow_batch_max_records_then_max_poll_records() {

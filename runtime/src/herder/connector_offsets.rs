@@ -1,7 +1,7 @@
 //! The Offsets API (KIP-875): read, alter and reset a connector's offsets, the same way in
 //! both modes. A source connector's offsets are its entries in the worker's offset store
 //! (the file or the offset topic); a sink connector's are the committed offsets of its
-//! consumer group (`connect-<name>`, or `consumer.override.group.id`).
+//! consumer group ([`connector::sink_group`]).
 //!
 //! Alter and reset need the connector STOPPED with no task configs; the herders check that
 //! before calling [`modify`].
@@ -51,14 +51,6 @@ pub fn not_stopped(name: &str) -> HerderError {
          be done for the specified connector by issuing a 'PUT' request to the \
          '/connectors/{name}/stop' endpoint"
     ))
-}
-
-/// The consumer group a sink connector's tasks commit to.
-pub fn sink_group(name: &str, config: &BTreeMap<String, String>) -> String {
-    config
-        .get("consumer.override.group.id")
-        .cloned()
-        .unwrap_or_else(|| format!("connect-{name}"))
 }
 
 /// The connector's offsets as `ConnectorOffsets` entries.
@@ -126,6 +118,11 @@ pub async fn modify(
         return Ok(message);
     }
     let store = &worker.offsets;
+    // Another worker may have written this connector's offsets; see them before a reset.
+    store
+        .sync(BROKER_TIMEOUT)
+        .await
+        .map_err(|e| HerderError::Internal(e.to_string()))?;
     match change {
         OffsetChange::Reset => {
             let partitions: Vec<_> = store
@@ -246,7 +243,7 @@ impl SinkGroup {
         SinkGroup {
             bootstrap: worker.bootstrap.clone(),
             name: name.to_owned(),
-            group: sink_group(name, config),
+            group: connector::sink_group(name, config),
             subscription: connector::sink_subscription(config),
             consumer_settings: [
                 worker.config.prefixed("consumer."),
@@ -430,13 +427,5 @@ mod tests {
             parse_sink_entry(&negative),
             Err(HerderError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn the_sink_group_follows_the_consumer_override() {
-        let mut config = BTreeMap::new();
-        assert_eq!(sink_group("s", &config), "connect-s");
-        config.insert("consumer.override.group.id".into(), "mine".into());
-        assert_eq!(sink_group("s", &config), "mine");
     }
 }

@@ -281,7 +281,7 @@ impl SinkTask {
 }
 
 async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
-    let group = crate::herder::connector_offsets::sink_group(&ctx.connector, &ctx.connector_config);
+    let group = connector::sink_group(&ctx.connector, &ctx.connector_config);
     let client_id = format!("connector-consumer-{}", ctx.task_name());
     let consumer: StreamConsumer = client_config(
         &ctx.worker.bootstrap,
