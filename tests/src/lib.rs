@@ -453,6 +453,9 @@ pub mod kafka {
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("batch.num.messages", batch)
+            // One record per batch is slow on a Tansu that holds earlier tests' data (a
+            // 200,000-record run once took over librdkafka's 300 s default): no time limit.
+            .set("message.timeout.ms", "0")
             .set("queue.buffering.max.messages", "1000000")
             .create()
             .expect("producer");
