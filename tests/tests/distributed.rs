@@ -138,6 +138,51 @@ fn wait_everywhere(
     );
 }
 
+/// Waits (as [`wait_everywhere`]) until every worker reports the connector in `state` with
+/// `tasks` tasks in `state`, and checks that they agreed within a second: from the first
+/// worker that showed it (each worker serves statuses from its own read of the status
+/// topic) to the last. Returns the time from `since` until every worker showed it.
+fn agreed_within_a_second(
+    workers: &[&GroupWorker],
+    name: &str,
+    state: &str,
+    tasks: usize,
+    since: Instant,
+) -> Duration {
+    let target = |s: &(String, Vec<(String, String)>)| {
+        s.0 == state && s.1.len() == tasks && s.1.iter().all(|(t, _)| t == state)
+    };
+    let mut first_seen: Option<Instant> = None;
+    let mut reports = Vec::new();
+    wait_for(
+        &format!("{name} {state} with {tasks} tasks on every worker"),
+        Duration::from_secs(30),
+        || {
+            reports = workers
+                .iter()
+                .map(|w| summary(&status_of(w, name)))
+                .collect();
+            if first_seen.is_none() && reports.iter().any(target) {
+                first_seen = Some(Instant::now());
+            }
+            target(&reports[0]) && reports.iter().all(|r| *r == reports[0])
+        },
+        || statuses(workers, name),
+    );
+    let lag = first_seen.map(|t| t.elapsed()).unwrap_or_default();
+    assert!(
+        lag <= Duration::from_secs(1),
+        "{name} {state}: the last worker reported it {} ms after the first",
+        lag.as_millis()
+    );
+    println!(
+        "{name} {state}: on every worker {} ms after the request, {} ms from the first to the last",
+        since.elapsed().as_millis(),
+        lag.as_millis()
+    );
+    since.elapsed()
+}
+
 fn jdbc_sink(topic: &str, table: &str, tasks: u32) -> Json {
     json!({
         "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
@@ -184,6 +229,7 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
     let name = unique("sink");
 
     // Create through a non-leader: forwarded, 201, applied.
+    let created = Instant::now();
     expect(
         other.port,
         "POST",
@@ -192,7 +238,7 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         201,
     );
     let refs: Vec<&GroupWorker> = workers.iter().collect();
-    wait_everywhere(&refs, &name, "RUNNING", 3, Duration::from_secs(30));
+    agreed_within_a_second(&refs, &name, "RUNNING", 3, created);
 
     // Tasks spread evenly once the group settles: no worker has more than one task above
     // another. (A status read mid-rebalance may show a worker that has not joined yet.)
@@ -215,9 +261,42 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         || format!("uneven spread: {:?}", per_worker()),
     );
 
+    // Active topics (KIP-558) live in the status topic: every worker answers with the
+    // topic once a task has read from it, a reset through any worker empties the set on
+    // all of them, and the next record read records the topic again.
+    let topics_everywhere = |expected: &[&str]| {
+        let path = format!("/connectors/{name}/topics");
+        let want = json!({ &name: {"topics": expected} });
+        for w in &workers {
+            wait_for(
+                &format!("active topics {expected:?}"),
+                Duration::from_secs(30),
+                || {
+                    serde_json::from_str::<Json>(&rest(w.port, "GET", &path, None).1).ok()
+                        == Some(want.clone())
+                },
+                || format!("{}: {}", w.port, rest(w.port, "GET", &path, None).1),
+            );
+        }
+    };
+    let one = |id: u64| vec![(id.to_string(), Some(row(id)))];
+    rt.block_on(kafka::produce(&topic, &one(1)));
+    topics_everywhere(&[&topic]);
+    expect(
+        other.port,
+        "PUT",
+        &format!("/connectors/{name}/topics/reset"),
+        None,
+        202,
+    );
+    topics_everywhere(&[]);
+    rt.block_on(kafka::produce(&topic, &one(2)));
+    topics_everywhere(&[&topic]);
+
     // Update, pause, stop, resume and restart through the non-leader.
     let mut config = jdbc_sink(&topic, &table, 2);
     config["name"] = json!(name);
+    let updated = Instant::now();
     expect(
         other.port,
         "PUT",
@@ -225,7 +304,7 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         Some(&config),
         200,
     );
-    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
+    agreed_within_a_second(&refs, &name, "RUNNING", 2, updated);
     let body = expect(
         other.port,
         "GET",
@@ -238,7 +317,10 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         "2"
     );
 
-    let changed = Instant::now();
+    // The task-count change rebalances the group; let it finish (every worker out of the
+    // rebalance, so a leader-only write reaches the leader from each) before timing a pause.
+    leader(&refs);
+    let paused_at = Instant::now();
     expect(
         other.port,
         "PUT",
@@ -246,12 +328,9 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         None,
         202,
     );
-    wait_everywhere(&refs, &name, "PAUSED", 2, Duration::from_secs(10));
-    println!(
-        "pause seen by every worker after {} ms",
-        changed.elapsed().as_millis()
-    );
+    agreed_within_a_second(&refs, &name, "PAUSED", 2, paused_at);
 
+    let stopped_at = Instant::now();
     expect(
         other.port,
         "PUT",
@@ -259,8 +338,9 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         None,
         204,
     );
-    wait_everywhere(&refs, &name, "STOPPED", 0, Duration::from_secs(10));
+    agreed_within_a_second(&refs, &name, "STOPPED", 0, stopped_at);
 
+    let resumed_at = Instant::now();
     expect(
         other.port,
         "PUT",
@@ -268,7 +348,7 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         None,
         202,
     );
-    wait_everywhere(&refs, &name, "RUNNING", 2, Duration::from_secs(30));
+    agreed_within_a_second(&refs, &name, "RUNNING", 2, resumed_at);
 
     expect(
         other.port,
@@ -368,14 +448,28 @@ fn writes_through_a_non_leader_are_forwarded_and_everything_survives_a_full_rest
         None,
         204,
     );
-    for w in &workers {
-        wait_for(
-            "the deleted connector to disappear",
-            Duration::from_secs(5),
-            || rest(w.port, "GET", &format!("/connectors/{doomed}"), None).0 == 404,
-            || rest(w.port, "GET", "/connectors", None).1,
-        );
-    }
+    let mut first_gone: Option<Instant> = None;
+    wait_for(
+        "the deleted connector to disappear from every worker",
+        Duration::from_secs(10),
+        || {
+            let gone = workers
+                .iter()
+                .filter(|w| rest(w.port, "GET", &format!("/connectors/{doomed}"), None).0 == 404)
+                .count();
+            if gone > 0 && first_gone.is_none() {
+                first_gone = Some(Instant::now());
+            }
+            gone == workers.len()
+        },
+        || statuses(&refs, &doomed),
+    );
+    let lag = first_gone.map(|t| t.elapsed()).unwrap_or_default();
+    assert!(
+        lag <= Duration::from_secs(1),
+        "the last worker forgot {doomed} {} ms after the first",
+        lag.as_millis()
+    );
 
     // Stop every worker, start them again: everything comes back as it was.
     for w in &mut workers {

@@ -1,7 +1,7 @@
 //! The standalone herder: configs and statuses in memory (connectors given on the command
 //! line are created at start), source offsets in `offset.storage.file.filename`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -15,7 +15,9 @@ use super::validate::{self, ConfigInfos};
 use super::{ConnectorInfo, ConnectorStatus, HerderError, TargetState, TaskInfo};
 use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
 use crate::plugin::{Plugin, PluginRegistry};
-use crate::task::{self, SharedStatus, State, Status, Target, TaskContext, WorkerShared};
+use crate::task::{
+    self, ActiveTopics, SharedStatus, State, Status, Target, TaskContext, WorkerShared,
+};
 
 /// A running task, as its herder holds it.
 pub(super) struct TaskHandle {
@@ -34,7 +36,7 @@ struct Connector {
     /// As shown by the REST API: placeholders re-inserted.
     task_configs: Vec<BTreeMap<String, String>>,
     tasks: BTreeMap<u32, TaskHandle>,
-    topics: Arc<Mutex<BTreeSet<String>>>,
+    topics: ActiveTopics,
 }
 
 /// The standalone herder.
@@ -143,7 +145,7 @@ impl StandaloneHerder {
             status: Status::new(State::Unassigned),
             task_configs: Vec::new(),
             tasks: BTreeMap::new(),
-            topics: Arc::new(Mutex::new(BTreeSet::new())),
+            topics: ActiveTopics::default(),
         };
         self.start_connector(name, &mut c).await;
         let info = info_of(name, &c);
@@ -402,7 +404,7 @@ impl StandaloneHerder {
             .topics
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(topics.iter().cloned().collect())
+        Ok(topics.keys().cloned().collect())
     }
 
     /// The connector's offsets (`GET /connectors/{name}/offsets`).
@@ -640,7 +642,7 @@ pub(super) async fn validated(
 pub(super) struct TaskSpec<'a> {
     pub(super) connector: &'a str,
     pub(super) plugin: &'a Arc<Plugin>,
-    pub(super) topics: &'a Arc<Mutex<BTreeSet<String>>>,
+    pub(super) topics: &'a ActiveTopics,
     pub(super) paused: bool,
     pub(super) id: u32,
     /// Resolved.

@@ -7,7 +7,7 @@ mod errors;
 mod sink;
 mod source;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -171,7 +171,22 @@ pub struct TaskContext {
     pub target: watch::Receiver<Target>,
     pub cancel: CancellationToken,
     /// Topics this connector has used (KIP-558).
-    pub topics: Arc<Mutex<BTreeSet<String>>>,
+    pub topics: ActiveTopics,
+}
+
+/// The topics a connector has used (KIP-558), by name. Its tasks add to it; the herder
+/// reads it for `GET /connectors/{name}/topics` and, in distributed mode, records what is
+/// new in the status topic.
+pub type ActiveTopics = Arc<Mutex<BTreeMap<String, TopicUse>>>;
+
+/// When and by which task a topic was first used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicUse {
+    pub task: u32,
+    /// Milliseconds since the epoch (`discoverTimestamp`).
+    pub discovered_ms: i64,
+    /// Whether the status topic holds it (distributed mode; standalone does not write it).
+    pub recorded: bool,
 }
 
 impl TaskContext {
@@ -184,8 +199,18 @@ impl TaskContext {
             .topics
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !topics.contains(topic) {
-            topics.insert(topic.to_owned());
+        if !topics.contains_key(topic) {
+            let discovered_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            topics.insert(
+                topic.to_owned(),
+                TopicUse {
+                    task: self.task_id,
+                    discovered_ms,
+                    recorded: false,
+                },
+            );
         }
     }
 

@@ -76,19 +76,20 @@ impl From<TaskFailure> for SendError {
 }
 
 impl SourceTask {
+    /// Creates the topic the first time this task writes to it; notes it as active every
+    /// time (a reset of the active topics forgets it, and the next record records it again).
     async fn ensure_topic(&mut self, ctx: &TaskContext, topic: &str) -> Result<(), TaskFailure> {
-        if self.known_topics.contains(topic) {
-            return Ok(());
-        }
-        if ctx.worker.config.topic_creation_enable {
-            ctx.worker
-                .topics
-                .ensure(topic, self.creation.spec_for(topic))
-                .await
-                .map_err(|e| TaskFailure::new("Topic creation failed", e))?;
+        if !self.known_topics.contains(topic) {
+            if ctx.worker.config.topic_creation_enable {
+                ctx.worker
+                    .topics
+                    .ensure(topic, self.creation.spec_for(topic))
+                    .await
+                    .map_err(|e| TaskFailure::new("Topic creation failed", e))?;
+            }
+            self.known_topics.insert(topic.to_owned());
         }
         ctx.note_topic(topic);
-        self.known_topics.insert(topic.to_owned());
         Ok(())
     }
 

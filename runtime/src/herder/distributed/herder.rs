@@ -29,7 +29,7 @@ use crate::herder::validate::{self, ConfigInfos};
 use crate::herder::{ConnectorInfo, ConnectorStatus, HerderError, TargetState, TaskInfo};
 use crate::kafka::{TopicCreator, TopicSpec};
 use crate::plugin::PluginRegistry;
-use crate::task::{self, State, Status, Target, WorkerShared};
+use crate::task::{self, ActiveTopics, State, Status, Target, TopicUse, WorkerShared};
 
 /// How often the reconcile loop looks at statuses when nothing woke it.
 const RECONCILE_TICK: Duration = Duration::from_millis(200);
@@ -66,7 +66,6 @@ struct LocalTask {
 struct Local {
     connectors: BTreeMap<String, LocalConnector>,
     tasks: BTreeMap<(String, u32), LocalTask>,
-    topics: BTreeMap<String, Arc<Mutex<BTreeSet<String>>>>,
     /// Restart requests acted on, by connector (config-topic offset).
     restarts_seen: BTreeMap<String, i64>,
     restarts_primed: bool,
@@ -82,9 +81,14 @@ struct Inner {
     /// `host:port`, as statuses name this worker.
     worker_id: String,
     config_log: TopicLog,
-    config: Arc<Mutex<ClusterConfig>>,
+    /// The config topic as read. Readers take the `Arc` (a snapshot, no copy); the log's
+    /// reader copies it on write only while a snapshot is out.
+    config: Arc<Mutex<Arc<ClusterConfig>>>,
     status_log: TopicLog,
     statuses: Arc<Mutex<ClusterStatus>>,
+    /// Each connector's active topics (KIP-558): what the status topic holds, and what
+    /// tasks here used that it does not hold yet.
+    topics: Arc<Mutex<BTreeMap<String, ActiveTopics>>>,
     view: Mutex<GroupView>,
     local: tokio::sync::Mutex<Local>,
     /// Reconcile now.
@@ -163,7 +167,7 @@ impl DistributedHerder {
         let producer_settings = worker.config.prefixed("producer.");
         let layers = [&producer_settings];
         let wake = Arc::new(Notify::new());
-        let config = Arc::new(Mutex::new(ClusterConfig::new()));
+        let config = Arc::new(Mutex::new(Arc::new(ClusterConfig::new())));
         let config_log = {
             let (config, wake) = (config.clone(), wake.clone());
             let spec = log_spec(
@@ -174,23 +178,30 @@ impl DistributedHerder {
             TopicLog::open(&worker.bootstrap, &layers, creator, &spec, move |r| {
                 let key = r.key.as_deref().map(String::from_utf8_lossy);
                 if let Some(key) = key {
-                    lock(&config).apply(r.offset, &key, r.value.as_deref());
+                    Arc::make_mut(&mut lock(&config)).apply(r.offset, &key, r.value.as_deref());
                     wake.notify_one();
                 }
             })
             .await?
         };
         let statuses = Arc::new(Mutex::new(ClusterStatus::default()));
+        let topics: Arc<Mutex<BTreeMap<String, ActiveTopics>>> = Arc::default();
         let status_log = {
-            let statuses = statuses.clone();
+            let (statuses, topics) = (statuses.clone(), topics.clone());
             let spec = log_spec(
                 "status.storage.topic",
                 &settings.status_topic,
                 format!("{base}statuses"),
             );
             TopicLog::open(&worker.bootstrap, &layers, creator, &spec, move |r| {
-                if let Some(key) = r.key.as_deref().map(String::from_utf8_lossy) {
-                    lock(&statuses).apply(&key, r.value.as_deref());
+                let Some(key) = r.key.as_deref().map(String::from_utf8_lossy) else {
+                    return;
+                };
+                match store::parse_topic_status_key(&key) {
+                    Some((topic, connector)) => {
+                        apply_topic_record(&topics, topic, connector, r.value.as_deref());
+                    }
+                    None => lock(&statuses).apply(&key, r.value.as_deref()),
                 }
             })
             .await?
@@ -209,6 +220,7 @@ impl DistributedHerder {
             config,
             status_log,
             statuses,
+            topics,
             view: Mutex::new(GroupView::default()),
             local: tokio::sync::Mutex::new(Local::default()),
             wake,
@@ -498,6 +510,14 @@ impl DistributedHerder {
             (store::target_key(name), None),
         ])
         .await?;
+        let topics: Vec<String> = lock(&active_topics(&self.inner, name))
+            .keys()
+            .cloned()
+            .collect();
+        if let Err(e) = forget_topics(&self.inner, name, &topics).await {
+            tracing::warn!(connector = %name, error = %e, "Cannot remove a deleted connector's topics.");
+        }
+        lock(&self.inner.topics).remove(name);
         let mut keys = vec![store::connector_status_key(name)];
         keys.extend(
             lock(&self.inner.statuses)
@@ -586,27 +606,26 @@ impl DistributedHerder {
         if !self.exists(name) {
             return Err(not_found(name));
         }
-        let local = self.inner.local.lock().await;
-        Ok(local
-            .topics
-            .get(name)
-            .map(|t| lock(t).iter().cloned().collect())
-            .unwrap_or_default())
+        let topics = active_topics(&self.inner, name);
+        Ok(lock(&topics).keys().cloned().collect())
     }
 
+    /// Removes the connector's active topics from the status topic (every worker reads the
+    /// removal; a topic used again is recorded again), as Connect does from any worker.
+    ///
     /// # Errors
-    /// 404 when the connector does not exist, 403 when tracking or its reset is disabled.
+    /// 404 when the connector does not exist, 403 when tracking or its reset is disabled,
+    /// 500 when the status topic cannot be written.
     pub async fn reset_topics(&self, name: &str) -> Result<(), HerderError> {
         if !self.inner.worker.config.topic_tracking_allow_reset {
             return Err(HerderError::Forbidden(
                 "Topic tracking reset is disabled.".into(),
             ));
         }
-        self.topics(name).await?;
-        if let Some(t) = self.inner.local.lock().await.topics.get(name) {
-            lock(t).clear();
-        }
-        Ok(())
+        let topics = self.topics(name).await?;
+        forget_topics(&self.inner, name, &topics)
+            .await
+            .map_err(internal)
     }
 
     /// The connector's offsets, read on this worker.
@@ -1094,6 +1113,8 @@ async fn reconcile(inner: &Inner) {
     reconcile_connectors(inner, &snapshot, &view, &mut local).await;
     reconcile_tasks(inner, &snapshot, &view, &mut local).await;
     publish_statuses(inner, &view, &local).await;
+    drop(local);
+    publish_topics(inner).await;
 }
 
 async fn handle_restarts(inner: &Inner, snapshot: &ClusterConfig, local: &mut Local) {
@@ -1329,7 +1350,7 @@ async fn reconcile_tasks(
                 .resolve(c)
                 .unwrap_or_else(|_| c.clone())
         };
-        let topics = local.topics.entry(name.clone()).or_default().clone();
+        let topics = active_topics(inner, name);
         let handle = spawn_task(
             &inner.worker,
             &inner.cancel,
@@ -1351,6 +1372,87 @@ async fn reconcile_tasks(
                 target,
             },
         );
+    }
+}
+
+/// The connector's active topics, an empty set when none is known.
+fn active_topics(inner: &Inner, connector: &str) -> ActiveTopics {
+    lock(&inner.topics)
+        .entry(connector.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Applies a `status-topic-*` record: a topic recorded (by any worker), or removed.
+fn apply_topic_record(
+    topics: &Mutex<BTreeMap<String, ActiveTopics>>,
+    topic: &str,
+    connector: &str,
+    value: Option<&[u8]>,
+) {
+    let set = lock(topics)
+        .entry(connector.to_owned())
+        .or_default()
+        .clone();
+    let mut set = lock(&set);
+    match value {
+        None => {
+            set.remove(topic);
+        }
+        Some(bytes) => match store::parse_topic_status_value(bytes) {
+            Some(used) => {
+                set.entry(topic.to_owned())
+                    .and_modify(|u| u.recorded = true)
+                    .or_insert(used);
+            }
+            None => tracing::error!(
+                topic,
+                connector,
+                "Skipping a topic status record that cannot be parsed."
+            ),
+        },
+    }
+}
+
+/// Writes tombstones for the connector's `topics` and forgets them here.
+async fn forget_topics(inner: &Inner, connector: &str, topics: &[String]) -> Result<(), LogError> {
+    for topic in topics {
+        let key = store::topic_status_key(topic, connector);
+        inner.status_log.send(key.as_bytes(), None).await?;
+        apply_topic_record(&inner.topics, topic, connector, None);
+    }
+    Ok(())
+}
+
+/// Records in the status topic the topics tasks here used that it does not hold yet.
+async fn publish_topics(inner: &Inner) {
+    if !inner.worker.config.topic_tracking_enable {
+        return;
+    }
+    let sets: Vec<(String, ActiveTopics)> = lock(&inner.topics)
+        .iter()
+        .map(|(c, t)| (c.clone(), t.clone()))
+        .collect();
+    for (connector, set) in sets {
+        // A task of a connector just deleted may still be stopping.
+        if !lock(&inner.config).connectors.contains_key(&connector) {
+            continue;
+        }
+        let new: Vec<(String, TopicUse)> = lock(&set)
+            .iter()
+            .filter(|(_, u)| !u.recorded)
+            .map(|(t, u)| (t.clone(), *u))
+            .collect();
+        for (topic, used) in new {
+            let key = store::topic_status_key(&topic, &connector);
+            let value = store::topic_status_value(&topic, &connector, &used);
+            match inner.status_log.send(key.as_bytes(), Some(&value)).await {
+                Ok(()) => apply_topic_record(&inner.topics, &topic, &connector, Some(&value)),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "Cannot record an active topic; retrying.")
+                }
+            }
+        }
     }
 }
 

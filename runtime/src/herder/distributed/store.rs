@@ -2,11 +2,12 @@
 //! (keys as UTF-8 strings, values as schemaless JSON), and what a worker makes of them.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
 use crate::herder::TargetState;
-use crate::task::{State, Status};
+use crate::task::{State, Status, TopicUse};
 
 pub type Config = BTreeMap<String, String>;
 
@@ -36,6 +37,42 @@ pub fn connector_status_key(name: &str) -> String {
 
 pub fn task_status_key(name: &str, task: u32) -> String {
     format!("status-task-{name}-{task}")
+}
+
+/// `status-topic-<topic>:connector-<name>` (KIP-558). Topic names cannot hold `:`.
+pub fn topic_status_key(topic: &str, connector: &str) -> String {
+    format!("status-topic-{topic}:connector-{connector}")
+}
+
+/// `(topic, connector)` from a [`topic_status_key`].
+pub fn parse_topic_status_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix("status-topic-")?.split_once(":connector-")
+}
+
+/// `{"topic":{"name","connector","task","discoverTimestamp"}}`.
+pub fn topic_status_value(topic: &str, connector: &str, used: &TopicUse) -> Vec<u8> {
+    json!({"topic": {
+        "name": topic,
+        "connector": connector,
+        "task": used.task,
+        "discoverTimestamp": used.discovered_ms,
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+/// The task and time of a [`topic_status_value`]; `None` when it cannot be read.
+pub fn parse_topic_status_value(value: &[u8]) -> Option<TopicUse> {
+    let j: Json = serde_json::from_slice(value).ok()?;
+    let topic = j.get("topic")?;
+    Some(TopicUse {
+        task: u32::try_from(topic.get("task")?.as_u64()?).ok()?,
+        discovered_ms: topic
+            .get("discoverTimestamp")
+            .and_then(Json::as_i64)
+            .unwrap_or(0),
+        recorded: true,
+    })
 }
 
 /// `{"properties":{...}}`, the value of `connector-*` and `task-*` records.
@@ -280,15 +317,23 @@ impl StatusRecord {
 pub struct ClusterStatus {
     pub connectors: BTreeMap<String, StatusRecord>,
     pub tasks: BTreeMap<(String, u32), StatusRecord>,
+    /// When each status key's latest record was read here.
+    pub read_at: BTreeMap<String, Instant>,
 }
 
 impl ClusterStatus {
-    /// Applies one status-topic record; `status-topic-*` records are not read yet.
+    /// Applies one connector or task status record. Topic records
+    /// (`status-topic-*`) are the herder's: see [`parse_topic_status_key`].
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>) {
         let record = value.and_then(StatusRecord::parse);
         if value.is_some() && record.is_none() {
             tracing::error!(key, "Skipping a status record that cannot be parsed.");
             return;
+        }
+        if record.is_some() {
+            self.read_at.insert(key.to_owned(), Instant::now());
+        } else {
+            self.read_at.remove(key);
         }
         if let Some(name) = key.strip_prefix("status-connector-") {
             match record {
@@ -412,5 +457,28 @@ mod tests {
         assert!(s.tasks.is_empty());
         s.apply(&connector_status_key("x"), Some(b"[]"));
         assert!(!s.connectors.contains_key("x"));
+    }
+
+    #[test]
+    fn topic_records_are_connects() {
+        let key = topic_status_key("orders.v1", "my-sink:2");
+        assert_eq!(key, "status-topic-orders.v1:connector-my-sink:2");
+        assert_eq!(
+            parse_topic_status_key(&key),
+            Some(("orders.v1", "my-sink:2"))
+        );
+        assert_eq!(parse_topic_status_key("status-task-my-sink-0"), None);
+        let used = TopicUse {
+            task: 0,
+            discovered_ms: 1_700_000_000_000,
+            recorded: true,
+        };
+        let value = topic_status_value("orders", "my-sink", &used);
+        assert_eq!(
+            String::from_utf8(value.clone()).expect("utf8"),
+            r#"{"topic":{"name":"orders","connector":"my-sink","task":0,"discoverTimestamp":1700000000000}}"#
+        );
+        assert_eq!(parse_topic_status_value(&value), Some(used));
+        assert_eq!(parse_topic_status_value(br#"{"state":"RUNNING"}"#), None);
     }
 }
