@@ -561,6 +561,31 @@ pub mod kafka {
         out
     }
 
+    /// Every record of `topic` (all partitions) from the beginning, read until none has
+    /// come for `quiet`; `(key, value)` pairs as text, in each partition's order.
+    pub fn read_all(topic: &str, quiet: Duration) -> Vec<(Option<String>, Option<String>)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", crate::unique("e2e-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut out = Vec::new();
+        let mut last = std::time::Instant::now();
+        // The group join comes first; give it time before counting quiet.
+        let joined_by = last + Duration::from_secs(10);
+        while last.elapsed() < quiet || (out.is_empty() && std::time::Instant::now() < joined_by) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push((text(m.key()), text(m.payload())));
+                last = std::time::Instant::now();
+            }
+        }
+        out
+    }
+
     /// The offset a consumer group committed for partition 0 of `topic` (-1 for none).
     pub fn committed(group: &str, topic: &str) -> i64 {
         let consumer: BaseConsumer = ClientConfig::new()

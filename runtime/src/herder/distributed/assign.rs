@@ -8,13 +8,41 @@ use std::time::{Duration, Instant};
 
 use super::protocol::Work;
 
-/// What the leader remembers between rebalances, for `scheduled.rebalance.max.delay.ms`.
+/// What the leader remembers between rebalances.
 #[derive(Debug, Default)]
 pub struct AssignorState {
-    /// Work assigned after the last round, by member.
+    /// Work assigned after the last round, for `scheduled.rebalance.max.delay.ms`.
     previous: BTreeSet<Work>,
     /// When held lost work is handed out.
     scheduled: Option<Instant>,
+    /// Work handed to a member that its metadata does not show yet, by member, with when
+    /// it was handed over. A member reports what it runs only when it joins, and a broker
+    /// may complete a round before every member has rejoined (Tansu 0.6 does: the leader
+    /// gets each follower's metadata from its last join), so a report can predate the
+    /// member's latest assignment. Such work stays the member's for `grace`, so it is not
+    /// handed to a second member; after that it counts as lost (the member never got it).
+    in_flight: BTreeMap<String, BTreeMap<Work, Instant>>,
+    grace: Duration,
+    /// When held in-flight work is next due to be let go.
+    recheck: Option<Instant>,
+}
+
+impl AssignorState {
+    /// `grace`: how long work handed to a member may go unreported (the session timeout:
+    /// a member that has not rejoined by then has left).
+    pub fn with_grace(grace: Duration) -> AssignorState {
+        AssignorState {
+            grace,
+            ..AssignorState::default()
+        }
+    }
+
+    /// How long until held in-flight work is due to be let go, if any is held: the leader
+    /// rebalances again then, so work a member never received does not wait for another
+    /// membership change.
+    pub fn recheck_in(&self, now: Instant) -> Option<Duration> {
+        self.recheck.map(|r| r.saturating_duration_since(now))
+    }
 }
 
 /// One member's new assignment: work added, work revoked, and when to rejoin.
@@ -56,6 +84,32 @@ pub fn assign(
             }
         }
     }
+    // Then what was handed to a member and is not reported yet (see `in_flight`), unless
+    // another member reports running it: then it is revoked, in case it runs after all.
+    let grace = state.grace;
+    let mut recheck: Option<Instant> = None;
+    state.in_flight.retain(|m, _| members.contains_key(m));
+    for (member, flight) in &mut state.in_flight {
+        let active = &members[member];
+        flight.retain(|w, since| {
+            !active.contains(w) && configured.contains(w) && now < *since + grace
+        });
+        let (Some(kept), Some(a)) = (keep.get_mut(member.as_str()), out.get_mut(member)) else {
+            continue;
+        };
+        flight.retain(|w, since| {
+            if running.insert(w.clone()) {
+                kept.insert(w.clone());
+                let due = *since + grace;
+                recheck = Some(recheck.map_or(due, |r| r.min(due)));
+                true
+            } else {
+                a.revoked.insert(w.clone());
+                false
+            }
+        });
+    }
+    state.recheck = recheck;
     // Work nobody runs: new, or lost with a member that vanished.
     let mut unassigned: BTreeSet<Work> = configured.difference(&running).cloned().collect();
     let lost: BTreeSet<Work> = unassigned
@@ -83,6 +137,15 @@ pub fn assign(
         }
     }
     state.previous = keep.values().flatten().cloned().collect();
+    for (member, a) in &out {
+        let flight = state.in_flight.entry(member.clone()).or_default();
+        for w in &a.revoked {
+            flight.remove(w);
+        }
+        for w in &a.assigned {
+            flight.insert(w.clone(), now);
+        }
+    }
     if delay_ms > 0 {
         // Held work counts as assigned, so it is still "lost" next round.
         state.previous.extend(lost);
@@ -251,6 +314,49 @@ mod tests {
             apply(&mut ms, &later);
             assert_eq!(ms["a"], work);
         }
+    }
+
+    #[test]
+    fn work_handed_out_is_not_handed_out_again_while_its_member_has_not_reported_it() {
+        let grace = Duration::from_secs(6);
+        let mut state = AssignorState::with_grace(grace);
+        let work = configured(&[("x", 6)]);
+        let now = Instant::now();
+        let mut ms = members(&["a", "b", "c"]);
+        let r = assign(&mut state, &ms, &work, Duration::ZERO, now);
+        apply(&mut ms, &r);
+        // c leaves; a and b get its share, but b's metadata is still from before (it has
+        // not rejoined) while a, the leader, rejoined at once.
+        let b_before = ms["b"].clone();
+        ms.remove("c");
+        let r = assign(&mut state, &ms, &work, Duration::ZERO, now);
+        apply(&mut ms, &r);
+        let b_now = ms["b"].clone();
+        assert!(b_now.len() > b_before.len(), "b got some of c's work");
+        // c comes back; b is still reported as before.
+        ms.insert("c".into(), BTreeSet::new());
+        let mut reported = ms.clone();
+        reported.insert("b".into(), b_before.clone());
+        let later = now + Duration::from_secs(1);
+        let r = assign(&mut state, &reported, &work, Duration::ZERO, later);
+        for w in b_now.difference(&b_before) {
+            assert!(
+                r.iter().all(|(m, a)| m == "b" || !a.assigned.contains(w)),
+                "{w:?} runs on b and was handed to another member: {r:?}"
+            );
+        }
+        assert_eq!(
+            state.recheck_in(later),
+            Some(grace - Duration::from_secs(1)),
+            "the leader rebalances when the hold ends"
+        );
+        // A member that never got its work: after the grace, the work moves.
+        let r = assign(&mut state, &reported, &work, Duration::ZERO, now + grace);
+        let handed: BTreeSet<&Work> = r.values().flat_map(|a| &a.assigned).collect();
+        assert!(
+            b_now.difference(&b_before).all(|w| handed.contains(w)),
+            "after the grace b's unreported work is handed out: {r:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! It knows nothing about Connect: the payloads are opaque bytes here.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -320,6 +320,9 @@ pub struct GroupMember {
     coordinator: Option<Connection>,
     member_id: String,
     generation: i32,
+    /// When the coordinator last answered a heartbeat without error, or gave this member
+    /// its id: what keeps its session alive.
+    contact: Option<Instant>,
 }
 
 impl std::fmt::Debug for GroupMember {
@@ -346,7 +349,15 @@ impl GroupMember {
             coordinator: None,
             member_id: String::new(),
             generation: -1,
+            contact: None,
         }
+    }
+
+    /// How long since the coordinator last counted this member alive (`None` before it
+    /// has). Past the session timeout the coordinator has probably dropped it, and may
+    /// have handed its work to others.
+    pub fn since_contact(&self) -> Option<Duration> {
+        self.contact.map(|c| c.elapsed())
     }
 
     fn group_id(&self) -> GroupId {
@@ -477,6 +488,10 @@ impl GroupMember {
         if answer.error_code == code::MEMBER_ID_REQUIRED
             || (answer.error_code == 0 && !answer.member_id.is_empty())
         {
+            if self.member_id != answer.member_id.as_str() {
+                // A new member's session starts now.
+                self.contact = Some(Instant::now());
+            }
             self.member_id = answer.member_id.to_string();
         }
         broker_error("JoinGroup", answer.error_code, None)?;
@@ -551,7 +566,9 @@ impl GroupMember {
         let conn = self.coordinator().await?;
         let result = conn.call("Heartbeat", &request, (0, 4), timeout).await;
         let (answer, _) = self.forget_on_loss(result)?;
-        broker_error("Heartbeat", answer.error_code, None)
+        broker_error("Heartbeat", answer.error_code, None)?;
+        self.contact = Some(Instant::now());
+        Ok(())
     }
 
     /// Tells the coordinator that a member about to rejoin is alive; the answer does not

@@ -733,13 +733,16 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             request_timeout: s.session_timeout.max(Duration::from_secs(5)),
         },
     );
-    let mut assignor = AssignorState::default();
+    let mut assignor = AssignorState::with_grace(s.session_timeout);
     let mut current: BTreeSet<Work> = BTreeSet::new();
-    let mut leader_configured: Option<BTreeSet<Work>>;
+    let mut leader_configured: Option<BTreeSet<Work>> = None;
     // Set when this member left a stable generation to rebalance: the coordinator said one
     // is under way, the configured work changed, or a scheduled rebalance is due.
     let mut wants_rebalance = false;
+    // The generation of the last round this member completed.
+    let mut last_round: Option<i32> = None;
     'rebalance: while !inner.cancel.is_cancelled() {
+        fence_if_dropped(&inner, &member, &mut current).await;
         let protocols = offered_protocols(&inner, &current);
         if s.protocol == Protocol::Eager && !current.is_empty() {
             // Eager members give up everything before each rebalance.
@@ -780,13 +783,25 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             }
             continue;
         }
+        // The join may have waited (Tansu pauses followers); if the session lapsed
+        // meanwhile, the work reported in this join may have moved: give it up, rejoin.
+        if fence_if_dropped(&inner, &member, &mut current).await {
+            continue;
+        }
         let protocol = Protocol::from_name(&joined.protocol).unwrap_or(Protocol::Eager);
-        let assignments = if joined.is_leader() {
+        // A leader that rejoined into the round it completed last (the generation stayed:
+        // Tansu keeps a round's assignments and drops new ones) has nothing to assign;
+        // SyncGroup hands back what it was given. Kafka starts a new round when a leader
+        // rejoins.
+        let same_round = last_round == Some(joined.generation);
+        let assignments = if joined.is_leader() && !same_round {
             let (out, configured) = lead(&inner, &joined, protocol, &mut assignor).await;
             leader_configured = Some(configured);
             out
         } else {
-            leader_configured = None;
+            if !joined.is_leader() {
+                leader_configured = None;
+            }
             Vec::new()
         };
         tracing::debug!(
@@ -834,6 +849,7 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
         {
             tracing::warn!(error = %e, "Cannot catch up with the config topic before starting work.");
         }
+        last_round = Some(joined.generation);
         *lock(&inner.view) = GroupView {
             generation: joined.generation,
             leader_url: Some(assignment.leader_url.clone()),
@@ -854,7 +870,9 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
         }
         let rejoin_at = (assignment.delay_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(assignment.delay_ms as u64));
-        let mut next_beat = Instant::now() + s.heartbeat_interval;
+        // Heartbeat at once: the session counts from the last answered heartbeat, and a
+        // generation that moved on while this member joined is noticed a beat sooner.
+        let mut next_beat = Instant::now();
         loop {
             let deadline = rejoin_at.map_or(next_beat, |r| r.min(next_beat));
             tokio::select! {
@@ -908,6 +926,34 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     }
     lock(&inner.view).leader_url = None;
     stopped.cancel();
+}
+
+/// When the coordinator has not counted this member alive for a session timeout, it has
+/// probably dropped it and handed its work to others (Tansu 0.6 does so without telling
+/// it): stops everything here, as Connect's workers revoke all on losing their member id,
+/// so nothing runs twice. Returns whether it did.
+async fn fence_if_dropped(
+    inner: &Inner,
+    member: &GroupMember,
+    current: &mut BTreeSet<Work>,
+) -> bool {
+    let lapsed = member
+        .since_contact()
+        .filter(|since| *since > inner.settings.session_timeout);
+    let Some(since) = lapsed else {
+        return false;
+    };
+    if current.is_empty() {
+        return false;
+    }
+    tracing::warn!(
+        since_ms = since.as_millis() as u64,
+        work = current.len(),
+        "No heartbeat answered for longer than the session timeout; stopping this worker's work before rejoining."
+    );
+    let all = std::mem::take(current);
+    revoke(inner, &all).await;
+    true
 }
 
 /// The sub-protocols this worker offers, each with its metadata: URL, config offset and
@@ -986,6 +1032,7 @@ async fn lead(
     }
     let snapshot = lock(&inner.config).clone();
     let configured = configured_work(&snapshot);
+    claim_recently_started(inner, joined, &mut members, &configured);
     let result = assign(
         assignor,
         &members,
@@ -993,9 +1040,28 @@ async fn lead(
         inner.settings.scheduled_rebalance_max_delay,
         Instant::now(),
     );
+    // Work held for a member that has not reported it yet: the leader rejoins when the
+    // hold ends, to hand it out if the member never got it.
+    let recheck_ms = assignor
+        .recheck_in(Instant::now())
+        .map(|d| i32::try_from(d.as_millis().max(1)).unwrap_or(i32::MAX));
+    for (member, a) in &result {
+        tracing::debug!(
+            generation = joined.generation,
+            member = %member,
+            reported = ?members.get(member),
+            assigned = ?a.assigned,
+            revoked = ?a.revoked,
+            "Assigned."
+        );
+    }
     let out = result
         .into_iter()
         .map(|(member, a)| {
+            let delay_ms = match recheck_ms {
+                Some(r) if member == joined.member_id && (a.delay_ms == 0 || r < a.delay_ms) => r,
+                _ => a.delay_ms,
+            };
             let assignment = Assignment {
                 error,
                 leader: joined.member_id.clone(),
@@ -1003,12 +1069,50 @@ async fn lead(
                 config_offset: snapshot.offset,
                 assigned: a.assigned,
                 revoked: a.revoked,
-                delay_ms: a.delay_ms,
+                delay_ms,
             };
             (member, assignment.encode(protocol.version()))
         })
         .collect();
     (out, configured)
+}
+
+/// Adds to each member's reported work what the status topic says it started within the
+/// last session timeout and no member reports. A member reports its work only when it
+/// joins, and a broker may run a round before every member has rejoined (Tansu 0.6), so
+/// work handed out in the previous round can be missing from a report; a leader that
+/// handed it out remembers that (`AssignorState`), a newly elected one learns it here.
+/// Older statuses are not trusted: the worker they name may have died and come back.
+fn claim_recently_started(
+    inner: &Inner,
+    joined: &super::group::Joined,
+    members: &mut BTreeMap<String, BTreeSet<Work>>,
+    configured: &BTreeSet<Work>,
+) {
+    let by_url: BTreeMap<String, String> = joined
+        .members
+        .iter()
+        .filter_map(|(id, bytes)| Some((WorkerMetadata::decode(bytes).ok()?.url, id.clone())))
+        .collect();
+    let reported: BTreeSet<Work> = members.values().flatten().cloned().collect();
+    let statuses = lock(&inner.statuses);
+    for w in configured.difference(&reported) {
+        let (record, key) = statuses.of(w);
+        let Some(record) = record.filter(|r| r.state != State::Unassigned) else {
+            continue;
+        };
+        let recent = statuses
+            .read_at
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < inner.settings.session_timeout);
+        let member = by_url.get(&format!("http://{}/", record.worker_id));
+        if let (true, Some(member)) = (recent, member)
+            && let Some(set) = members.get_mut(member)
+        {
+            tracing::debug!(work = ?w, member = %member, "Counting recently started work as its member's.");
+            set.insert(w.clone());
+        }
+    }
 }
 
 /// Stops revoked work here.
@@ -1050,16 +1154,7 @@ async fn report_unassigned(inner: &Inner, work: &BTreeSet<Work>) {
         }
         let key = {
             let statuses = lock(&inner.statuses);
-            let (current, key) = match w {
-                Work::Connector(name) => (
-                    statuses.connectors.get(name),
-                    store::connector_status_key(name),
-                ),
-                Work::Task(name, id) => (
-                    statuses.tasks.get(&(name.clone(), *id)),
-                    store::task_status_key(name, *id),
-                ),
-            };
+            let (current, key) = statuses.of(w);
             let ours = current
                 .is_some_and(|s| s.worker_id == inner.worker_id && s.state != State::Unassigned);
             if !ours {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
+use super::protocol::Work;
 use crate::herder::TargetState;
 use crate::task::{State, Status, TopicUse};
 
@@ -322,6 +323,17 @@ pub struct ClusterStatus {
 }
 
 impl ClusterStatus {
+    /// The latest status of a connector or task, and its key in the status topic.
+    pub fn of(&self, work: &Work) -> (Option<&StatusRecord>, String) {
+        match work {
+            Work::Connector(name) => (self.connectors.get(name), connector_status_key(name)),
+            Work::Task(name, id) => (
+                self.tasks.get(&(name.clone(), *id)),
+                task_status_key(name, *id),
+            ),
+        }
+    }
+
     /// Applies one connector or task status record. Topic records
     /// (`status-topic-*`) are the herder's: see [`parse_topic_status_key`].
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>) {
