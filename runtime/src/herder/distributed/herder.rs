@@ -93,6 +93,8 @@ struct Inner {
     local: tokio::sync::Mutex<Local>,
     /// Reconcile now.
     wake: Arc<Notify>,
+    /// Work here also runs elsewhere under a newer generation: rebalance.
+    conflict: Notify,
     http: reqwest::Client,
 }
 
@@ -224,6 +226,7 @@ impl DistributedHerder {
             view: Mutex::new(GroupView::default()),
             local: tokio::sync::Mutex::new(Local::default()),
             wake,
+            conflict: Notify::new(),
             http: reqwest::Client::new(),
         });
         let stopped = CancellationToken::new();
@@ -878,6 +881,11 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             tokio::select! {
                 () = inner.cancel.cancelled() => break 'rebalance,
                 () = tokio::time::sleep_until(deadline.into()) => {}
+                () = inner.conflict.notified() => {
+                    tracing::debug!("Rejoining: work here runs elsewhere too.");
+                    wants_rebalance = true;
+                    continue 'rebalance;
+                }
             }
             if rejoin_at.is_some_and(|r| Instant::now() >= r) {
                 tracing::debug!("Rejoining: the scheduled rebalance is due.");
@@ -1570,17 +1578,32 @@ async fn publish_statuses(inner: &Inner, view: &GroupView, local: &Local) {
     for (name, task, r) in records {
         // Compare with the status topic as read, not with what this worker last wrote:
         // another worker may have written the key since (a task that moved away and back).
-        let same = {
+        let (same, newer_elsewhere) = {
             let view = lock(&inner.statuses);
             let current = match task {
                 None => view.connectors.get(name),
                 Some(id) => view.tasks.get(&(name.to_owned(), id)),
             };
-            current.is_some_and(|w| {
-                w.state == r.state && w.trace == r.trace && w.worker_id == r.worker_id
-            })
+            (
+                current.is_some_and(|w| {
+                    w.state == r.state && w.trace == r.trace && w.worker_id == r.worker_id
+                }),
+                current.is_some_and(|w| w.worker_id != r.worker_id && w.generation > r.generation),
+            )
         };
         if same {
+            continue;
+        }
+        if newer_elsewhere {
+            // Another worker runs this under a newer generation, so this worker's
+            // assignment is out of date. As Connect's `putSafe`, do not overwrite its
+            // status; ask for a rebalance, in which the leader sees both and revokes one.
+            tracing::info!(
+                connector = name,
+                task,
+                "Another worker runs this under a newer generation; asking for a rebalance."
+            );
+            inner.conflict.notify_one();
             continue;
         }
         let key = match task {
