@@ -179,6 +179,13 @@ pub struct TaskContext {
 /// new in the status topic.
 pub type ActiveTopics = Arc<Mutex<BTreeMap<String, TopicUse>>>;
 
+/// Milliseconds since the epoch, as Kafka timestamps count.
+pub fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// When and by which task a topic was first used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicUse {
@@ -200,9 +207,7 @@ impl TaskContext {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !topics.contains_key(topic) {
-            let discovered_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let discovered_ms = epoch_millis();
             topics.insert(
                 topic.to_owned(),
                 TopicUse {

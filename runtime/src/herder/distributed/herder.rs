@@ -203,7 +203,7 @@ impl DistributedHerder {
                     Some((topic, connector)) => {
                         apply_topic_record(&topics, topic, connector, r.value.as_deref());
                     }
-                    None => lock(&statuses).apply(&key, r.value.as_deref()),
+                    None => lock(&statuses).apply(&key, r.value.as_deref(), r.timestamp),
                 }
             })
             .await?
@@ -1091,6 +1091,7 @@ async fn lead(
 /// work handed out in the previous round can be missing from a report; a leader that
 /// handed it out remembers that (`AssignorState`), a newly elected one learns it here.
 /// Older statuses are not trusted: the worker they name may have died and come back.
+/// (Worker and broker clocks are assumed to agree to well within the session timeout.)
 fn claim_recently_started(
     inner: &Inner,
     joined: &super::group::Joined,
@@ -1109,10 +1110,13 @@ fn claim_recently_started(
         let Some(record) = record.filter(|r| r.state != State::Unassigned) else {
             continue;
         };
+        // By the record's own timestamp: a worker that has just started reads every
+        // status at once, however old.
+        let window = i64::try_from(inner.settings.session_timeout.as_millis()).unwrap_or(i64::MAX);
         let recent = statuses
-            .read_at
+            .written_ms
             .get(&key)
-            .is_some_and(|t| t.elapsed() < inner.settings.session_timeout);
+            .is_some_and(|ms| task::epoch_millis().saturating_sub(*ms) < window);
         let member = by_url.get(&format!("http://{}/", record.worker_id));
         if let (true, Some(member)) = (recent, member)
             && let Some(set) = members.get_mut(member)
@@ -1181,7 +1185,9 @@ async fn report_unassigned(inner: &Inner, work: &BTreeSet<Work>) {
             .send(key.as_bytes(), Some(&record.value()))
             .await
         {
-            Ok(()) => lock(&inner.statuses).apply(&key, Some(&record.value())),
+            Ok(()) => {
+                lock(&inner.statuses).apply(&key, Some(&record.value()), Some(task::epoch_millis()))
+            }
             Err(e) => tracing::warn!(key, error = %e, "Cannot write a status."),
         }
     }
@@ -1617,7 +1623,7 @@ async fn publish_statuses(inner: &Inner, view: &GroupView, local: &Local) {
         {
             Ok(()) => {
                 tracing::debug!(key, state = ?r.state, "Wrote a status.");
-                lock(&inner.statuses).apply(&key, Some(&r.value()));
+                lock(&inner.statuses).apply(&key, Some(&r.value()), Some(task::epoch_millis()));
             }
             Err(e) => tracing::warn!(key, error = %e, "Cannot write a status; retrying."),
         }

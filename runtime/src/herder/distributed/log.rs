@@ -22,6 +22,8 @@ pub struct LogRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// The record's timestamp (milliseconds since the epoch), when it has one.
+    pub timestamp: Option<i64>,
 }
 
 /// The log could not be opened, read or written.
@@ -258,6 +260,7 @@ fn spawn_reader(
                             offset,
                             key: m.key().map(<[u8]>::to_vec),
                             value: m.payload().map(<[u8]>::to_vec),
+                            timestamp: m.timestamp().to_millis(),
                         });
                         progress.send_modify(|p| {
                             p.insert(partition, offset + 1);

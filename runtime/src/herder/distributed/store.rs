@@ -2,7 +2,6 @@
 //! (keys as UTF-8 strings, values as schemaless JSON), and what a worker makes of them.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
@@ -318,8 +317,9 @@ impl StatusRecord {
 pub struct ClusterStatus {
     pub connectors: BTreeMap<String, StatusRecord>,
     pub tasks: BTreeMap<(String, u32), StatusRecord>,
-    /// When each status key's latest record was read here.
-    pub read_at: BTreeMap<String, Instant>,
+    /// When each status key's latest record was written (its timestamp, milliseconds since
+    /// the epoch), where the record has one.
+    pub written_ms: BTreeMap<String, i64>,
 }
 
 impl ClusterStatus {
@@ -336,17 +336,16 @@ impl ClusterStatus {
 
     /// Applies one connector or task status record. Topic records
     /// (`status-topic-*`) are the herder's: see [`parse_topic_status_key`].
-    pub fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+    pub fn apply(&mut self, key: &str, value: Option<&[u8]>, written_ms: Option<i64>) {
         let record = value.and_then(StatusRecord::parse);
         if value.is_some() && record.is_none() {
             tracing::error!(key, "Skipping a status record that cannot be parsed.");
             return;
         }
-        if record.is_some() {
-            self.read_at.insert(key.to_owned(), Instant::now());
-        } else {
-            self.read_at.remove(key);
-        }
+        match (record.is_some(), written_ms) {
+            (true, Some(ms)) => self.written_ms.insert(key.to_owned(), ms),
+            _ => self.written_ms.remove(key),
+        };
         if let Some(name) = key.strip_prefix("status-connector-") {
             match record {
                 Some(r) => self.connectors.insert(name.to_owned(), r),
@@ -461,13 +460,13 @@ mod tests {
             String::from_utf8(value.clone()).expect("utf8"),
             r#"{"state":"RUNNING","trace":null,"worker_id":"10.0.0.1:8083","generation":17}"#
         );
-        s.apply(&task_status_key("my-jdbc-sink", 3), Some(&value));
-        s.apply(&connector_status_key("my-jdbc-sink"), Some(&value));
+        s.apply(&task_status_key("my-jdbc-sink", 3), Some(&value), None);
+        s.apply(&connector_status_key("my-jdbc-sink"), Some(&value), None);
         assert_eq!(s.tasks[&("my-jdbc-sink".to_owned(), 3)], record);
         assert_eq!(s.connectors["my-jdbc-sink"].generation, 17);
-        s.apply(&task_status_key("my-jdbc-sink", 3), None);
+        s.apply(&task_status_key("my-jdbc-sink", 3), None, None);
         assert!(s.tasks.is_empty());
-        s.apply(&connector_status_key("x"), Some(b"[]"));
+        s.apply(&connector_status_key("x"), Some(b"[]"), None);
         assert!(!s.connectors.contains_key("x"));
     }
 
