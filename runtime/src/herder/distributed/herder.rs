@@ -1014,6 +1014,8 @@ async fn lead(
     assignor: &mut AssignorState,
 ) -> (Vec<(String, Vec<u8>)>, BTreeSet<Work>) {
     let mut members = BTreeMap::new();
+    // Member id by advertised URL, for statuses (which name workers by URL).
+    let mut by_url = BTreeMap::new();
     let mut max_offset = -1;
     for (id, bytes) in &joined.members {
         let meta = WorkerMetadata::decode(bytes).unwrap_or_else(|e| {
@@ -1021,6 +1023,7 @@ async fn lead(
             WorkerMetadata::default()
         });
         max_offset = max_offset.max(meta.config_offset);
+        by_url.insert(meta.url, id.clone());
         let running = if protocol.is_cooperative() {
             meta.allocation.map(|a| a.assigned).unwrap_or_default()
         } else {
@@ -1040,7 +1043,7 @@ async fn lead(
     }
     let snapshot = lock(&inner.config).clone();
     let configured = configured_work(&snapshot);
-    claim_recently_started(inner, joined, &mut members, &configured);
+    claim_recently_started(inner, &by_url, &mut members, &configured);
     let result = assign(
         assignor,
         &members,
@@ -1094,15 +1097,10 @@ async fn lead(
 /// (Worker and broker clocks are assumed to agree to well within the session timeout.)
 fn claim_recently_started(
     inner: &Inner,
-    joined: &super::group::Joined,
+    by_url: &BTreeMap<String, String>,
     members: &mut BTreeMap<String, BTreeSet<Work>>,
     configured: &BTreeSet<Work>,
 ) {
-    let by_url: BTreeMap<String, String> = joined
-        .members
-        .iter()
-        .filter_map(|(id, bytes)| Some((WorkerMetadata::decode(bytes).ok()?.url, id.clone())))
-        .collect();
     let reported: BTreeSet<Work> = members.values().flatten().cloned().collect();
     let statuses = lock(&inner.statuses);
     for w in configured.difference(&reported) {
