@@ -357,10 +357,12 @@ impl<T: Transform> GuestPlugin for TransformRole<T> {
         Ok(())
     }
     fn transform_apply(batch: wit::RecordBatch) -> Result<wit::OutcomeBatch, wit::PluginError> {
-        let records = decode_batch(batch).map_err(error_to_wit)?;
+        let (records, received) = SCHEMAS
+            .with(|c| batch::Received::decode(batch, &mut c.borrow_mut()))
+            .map_err(|e| error_to_wit(decode_error(e)))?;
         let outcomes =
             with_instance::<T, _>(|t| Ok(t.apply_batch(records))).map_err(error_to_wit)?;
-        Ok(batch::encode_outcomes(&outcomes))
+        Ok(received.encode_outcomes(&outcomes))
     }
     fn close() {
         if let Some(mut t) = take_instance::<T>() {

@@ -244,10 +244,12 @@ impl TransformInstance {
     /// # Errors
     /// The plugin's error, a trap, or a result that breaks the one-outcome-per-record rule.
     pub async fn apply(&mut self, records: &[Record]) -> Result<Vec<Outcome>, CallError> {
-        let frame = batch::encode_records(records);
-        let bytes = call!(self, wasmconnect_plugin_transform, call_apply, &frame)?
+        let sent = batch::Sent::encode(records);
+        let bytes = call!(self, wasmconnect_plugin_transform, call_apply, sent.bytes())?
             .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
-        let outcomes = batch::decode_outcomes(bytes, &mut self.schemas).map_err(WireError::from)?;
+        let outcomes = sent
+            .decode_outcomes(bytes, &mut self.schemas)
+            .map_err(WireError::from)?;
         if outcomes.len() != records.len() {
             return Err(CallError::Wire(WireError(format!(
                 "transform returned {} outcomes for {} records",

@@ -10,6 +10,10 @@
 //! record   := bytes(topic) opt32(partition) opt64(offset) opt64(timestamp)
 //!             data(key) data(value) varint(n) (bytes(header key) data(header value))*
 //! data     := varint(schema index + 1, 0 for none) u32-le(len) value   (value: the `codec` form)
+//!           | varint(schema index + 1, 0 for none) u32-le(0xffff_ffff) varint(ordinal)
+//!                                              (outcomes only: the ordinal-th value of the
+//!                                               batch sent, keys, values and header values
+//!                                               counted in order, unchanged)
 //! source   := offsets(partition) offsets(offset) record
 //! offsets  := varint(n) (bytes(key) scalar)*
 //! scalar   := 0 | 1 | 2 | 3 signed | 4 f64-le | 5 bytes     (null, false, true, int, float, text)
@@ -17,6 +21,10 @@
 //! opt32/64 := 0 | 1 signed
 //! bytes    := varint(len) byte*
 //! ```
+//!
+//! A transform hands back by reference the values it did not change: the worker then
+//! neither receives their bytes again nor validates them (it wrote them), which is most of
+//! what a call costs for the values a transform passes through ([`Sent`], [`Received`]).
 
 use std::sync::Arc;
 
@@ -28,18 +36,44 @@ use super::{
     Data, Header, OffsetMap, Outcome, Record, Scalar, Schema, SourcePosition, SourceRecord,
 };
 
-struct Writer {
-    table: SchemaTable,
-    body: Vec<u8>,
+/// The length that marks a reference to a value of the batch sent.
+const REFERENCE: u32 = u32::MAX;
+
+/// Where a value of a sent frame is.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+    /// Its schema's index in the frame's table, plus one; 0 for none.
+    schema: u32,
 }
 
-impl Writer {
-    fn new(count: usize, bytes_per_item: usize) -> Writer {
-        let mut body = Vec::with_capacity(count * bytes_per_item + 16);
+/// A position in a frame: frames are smaller than 4 GiB (a guest's whole memory), and a
+/// larger one fails before anything reads these.
+fn at(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
+}
+
+struct Writer<'a> {
+    table: SchemaTable,
+    body: Vec<u8>,
+    /// Writing a transform's input: where each value goes.
+    spans: Option<Vec<Span>>,
+    /// Writing a transform's outcomes inside the plugin: the frame it received, whose
+    /// unchanged values go back as references.
+    received: Option<&'a Arc<Vec<u8>>>,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer of `count` items, with room for `bytes` of them.
+    fn new(count: usize, bytes: usize) -> Writer<'a> {
+        let mut body = Vec::with_capacity(bytes + 16);
         put_varint(&mut body, count as u64);
         Writer {
             table: SchemaTable::new(),
             body,
+            spans: None,
+            received: None,
         }
     }
 
@@ -49,17 +83,31 @@ impl Writer {
             .as_ref()
             .map_or(0, |s| u64::from(self.table.index(s)) + 1);
         put_varint(&mut self.body, index);
+        if let Some(ordinal) = self.received.and_then(|frame| d.origin_in(frame)) {
+            self.body.extend_from_slice(&REFERENCE.to_le_bytes());
+            put_varint(&mut self.body, u64::from(ordinal));
+            return;
+        }
         // A fixed-width length, patched after the value is written, lets a reader that
         // trusts the writer step over a value without walking it.
-        let at = self.body.len();
+        let at_len = self.body.len();
         self.body.extend_from_slice(&[0; 4]);
         match d.encoded() {
             // Unchanged since it was read: its bytes go on as they came.
             Some(raw) => self.body.extend_from_slice(raw),
             None => encode_value_into(d.value(), &mut self.body),
         }
-        let len = u32::try_from(self.body.len() - at - 4).unwrap_or(u32::MAX);
-        self.body[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        // Saturated, a length reads as a reference, which the reader rejects or resolves
+        // to a value it validates: a 4 GiB value cannot cross anyway.
+        let len = u32::try_from(self.body.len() - at_len - 4).unwrap_or(u32::MAX);
+        self.body[at_len..at_len + 4].copy_from_slice(&len.to_le_bytes());
+        if let Some(spans) = &mut self.spans {
+            spans.push(Span {
+                start: at(at_len + 4),
+                end: at(self.body.len()),
+                schema: u32::try_from(index).unwrap_or(u32::MAX),
+            });
+        }
     }
 
     fn opt(&mut self, v: Option<i64>) {
@@ -110,58 +158,195 @@ impl Writer {
         }
     }
 
+    fn outcomes(&mut self, outcomes: &[Outcome]) {
+        for o in outcomes {
+            match o {
+                Outcome::Keep(r) => {
+                    self.body.push(0);
+                    self.record(r);
+                }
+                Outcome::Drop => self.body.push(1),
+                Outcome::Failed(m) => {
+                    self.body.push(2);
+                    put_bytes(&mut self.body, m.as_bytes());
+                }
+            }
+        }
+    }
+
     /// The frame: the count and the items written so far, then the schema table, then the
     /// table's offset. The table goes last so the items are written once, in place.
-    fn finish(self) -> Vec<u8> {
+    fn finish(self) -> (Vec<u8>, SchemaTable) {
         let mut out = self.body;
-        let table_at = u32::try_from(out.len()).unwrap_or(u32::MAX);
-        let schemas = self.table.into_encoded();
-        put_varint(&mut out, schemas.len() as u64);
-        for s in &schemas {
+        let table_at = at(out.len());
+        put_varint(&mut out, self.table.encoded().len() as u64);
+        for s in self.table.encoded() {
             put_bytes(&mut out, s);
         }
         out.extend_from_slice(&table_at.to_le_bytes());
-        out
+        (out, self.table)
     }
 }
 
 /// Encodes records (a sink's or a transform's input).
 pub fn encode_records(records: &[Record]) -> Vec<u8> {
-    let mut w = Writer::new(records.len(), 128);
+    let mut w = Writer::new(records.len(), records.len() * 128);
     for r in records {
         w.record(r);
     }
-    w.finish()
+    w.finish().0
 }
 
 /// Encodes a source's records with their positions.
 pub fn encode_source_records(records: &[SourceRecord]) -> Vec<u8> {
-    let mut w = Writer::new(records.len(), 160);
+    let mut w = Writer::new(records.len(), records.len() * 160);
     for r in records {
         w.offsets(&r.position.partition);
         w.offsets(&r.position.offset);
         w.record(&r.record);
     }
-    w.finish()
+    w.finish().0
 }
 
-/// Encodes a transform's outcomes.
+/// Encodes a transform's outcomes, every value as bytes.
 pub fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
-    let mut w = Writer::new(outcomes.len(), 128);
-    for o in outcomes {
-        match o {
-            Outcome::Keep(r) => {
-                w.body.push(0);
-                w.record(r);
-            }
-            Outcome::Drop => w.body.push(1),
-            Outcome::Failed(m) => {
-                w.body.push(2);
-                put_bytes(&mut w.body, m.as_bytes());
-            }
+    let mut w = Writer::new(outcomes.len(), outcomes.len() * 128);
+    w.outcomes(outcomes);
+    w.finish().0
+}
+
+/// A transform's input as the worker sent it, kept until the outcomes are back: they may
+/// refer to its values instead of carrying them.
+#[derive(Debug)]
+pub struct Sent {
+    frame: Arc<Vec<u8>>,
+    spans: Vec<Span>,
+    table: SchemaTable,
+}
+
+impl Sent {
+    /// Encodes a transform's input.
+    pub fn encode(records: &[Record]) -> Sent {
+        let mut w = Writer::new(records.len(), records.len() * 128);
+        w.spans = Some(Vec::with_capacity(records.len() * 2));
+        for r in records {
+            w.record(r);
+        }
+        let spans = w.spans.take().unwrap_or_default();
+        let (frame, table) = w.finish();
+        Sent {
+            frame: Arc::new(frame),
+            spans,
+            table,
         }
     }
-    w.finish()
+
+    /// The frame, for the call (the generated bindings take a `&Vec<u8>`).
+    pub fn bytes(&self) -> &Vec<u8> {
+        &self.frame
+    }
+
+    /// Decodes the transform's outcomes. A value sent back by reference shares this frame's
+    /// bytes and is not validated again, unless the plugin gave it another schema.
+    ///
+    /// # Errors
+    /// When the frame is truncated or malformed, or refers to a value that was not sent.
+    pub fn decode_outcomes(
+        &self,
+        reply: Vec<u8>,
+        cache: &mut SchemaCache,
+    ) -> Result<Vec<Outcome>, DecodeError> {
+        let reply = Arc::new(reply);
+        let (mut f, n) = FrameReader::open(&reply, cache, Trust::Validate)?;
+        // For each schema of the reply, the same schema's index in the table sent.
+        let same = f
+            .table
+            .iter()
+            .map(|bytes| self.table.encoded().iter().position(|e| e == bytes))
+            .collect();
+        f.sent = Some((self, same));
+        read_outcomes(&mut f, n)
+    }
+
+    /// Resolves a reference: the `ordinal`-th value sent, now with `schema` (the reply
+    /// table's index `index`, plus one).
+    fn resolve(
+        &self,
+        ordinal: u64,
+        index: u64,
+        schema: Option<&Arc<Schema>>,
+        same: &[Option<usize>],
+    ) -> Result<Data, DecodeError> {
+        let span = usize::try_from(ordinal)
+            .ok()
+            .and_then(|o| self.spans.get(o))
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "reference to value {ordinal}, of {} sent",
+                    self.spans.len()
+                ))
+            })?;
+        let unchanged = match (index, span.schema) {
+            (0, 0) => true,
+            (o, s) if o > 0 && s > 0 => {
+                same.get((o - 1) as usize).copied().flatten() == Some((s - 1) as usize)
+            }
+            _ => false,
+        };
+        let schema = if unchanged {
+            span.schema
+                .checked_sub(1)
+                .and_then(|s| self.table.schemas().get(s as usize).cloned())
+        } else {
+            // The plugin put the bytes under another schema: they must be one of it.
+            let bytes = self
+                .frame
+                .get(span.start as usize..span.end as usize)
+                .ok_or_else(|| DecodeError("reference to a value past the frame".into()))?;
+            let mut value = Reader::new(bytes);
+            value.skip(schema, 0)?;
+            value.expect_end()?;
+            schema.cloned()
+        };
+        Ok(Data::from_frame(
+            schema,
+            &self.frame,
+            (span.start, span.end),
+            at(ordinal as usize),
+        ))
+    }
+}
+
+/// A transform's input as a plugin received it. Outcomes written with
+/// [`Received::encode_outcomes`] send the values the plugin did not change back by
+/// reference.
+#[derive(Debug)]
+pub struct Received {
+    frame: Arc<Vec<u8>>,
+}
+
+impl Received {
+    /// Reads a batch the worker sent; values are only delimited ([`Trust::Worker`]).
+    ///
+    /// # Errors
+    /// When the frame's framing is malformed.
+    pub fn decode(
+        frame: Vec<u8>,
+        cache: &mut SchemaCache,
+    ) -> Result<(Vec<Record>, Received), DecodeError> {
+        let frame = Arc::new(frame);
+        let records = read_records(&frame, cache, Trust::Worker)?;
+        Ok((records, Received { frame }))
+    }
+
+    /// Encodes outcomes for the batch received.
+    pub fn encode_outcomes(&self, outcomes: &[Outcome]) -> Vec<u8> {
+        // Changed values come back in full: the batch received is the best guess of the size.
+        let mut w = Writer::new(outcomes.len(), self.frame.len());
+        w.received = Some(&self.frame);
+        w.outcomes(outcomes);
+        w.finish().0
+    }
 }
 
 struct FrameReader<'a> {
@@ -169,8 +354,14 @@ struct FrameReader<'a> {
     /// The last topic read: consecutive records of a batch usually share it.
     topic: Option<Arc<str>>,
     frame: &'a Arc<Vec<u8>>,
+    table: Vec<&'a [u8]>,
     schemas: Vec<Arc<Schema>>,
     trust: Trust,
+    /// How many values were read: the next one's ordinal.
+    ordinal: u32,
+    /// Reading a transform's outcomes: the batch sent, and for each schema of this frame
+    /// the index of the same schema in the table sent.
+    sent: Option<(&'a Sent, Vec<Option<usize>>)>,
 }
 
 /// Whether values are checked when a frame is read.
@@ -190,6 +381,9 @@ impl<'a> FrameReader<'a> {
         trust: Trust,
     ) -> Result<(FrameReader<'a>, usize), DecodeError> {
         let bytes = frame.as_slice();
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(DecodeError("frame of 4 GiB or more".into()));
+        }
         let footer = bytes
             .len()
             .checked_sub(4)
@@ -219,32 +413,54 @@ impl<'a> FrameReader<'a> {
                 r,
                 topic: None,
                 frame,
+                table,
                 schemas,
                 trust,
+                ordinal: 0,
+                sent: None,
             },
             count,
         ))
     }
 
+    /// The schema of table index `index` (plus one; 0 for none).
+    fn schema(&self, index: u64) -> Result<Option<&Arc<Schema>>, DecodeError> {
+        match index {
+            0 => Ok(None),
+            i => self
+                .schemas
+                .get((i - 1) as usize)
+                .map(Some)
+                .ok_or_else(|| DecodeError(format!("schema index {} out of range", i - 1))),
+        }
+    }
+
     fn data(&mut self) -> Result<Data, DecodeError> {
         let index = self.r.varint()?;
-        let schema = match index {
-            0 => None,
-            i => Some(
-                self.schemas
-                    .get((i - 1) as usize)
-                    .cloned()
-                    .ok_or_else(|| DecodeError(format!("schema index {} out of range", i - 1)))?,
-            ),
-        };
-        let raw = self.r.take_u32_len()?;
+        let len = self.r.u32_le()?;
+        if len == REFERENCE {
+            let ordinal = self.r.varint()?;
+            let (sent, same) = self.sent.as_ref().ok_or_else(|| {
+                DecodeError("a value refers to a batch, outside a transform's outcomes".into())
+            })?;
+            return sent.resolve(ordinal, index, self.schema(index)?, same);
+        }
+        let schema = self.schema(index)?.cloned();
+        let raw = self.r.take(len as usize)?;
         if self.trust == Trust::Validate {
             let mut value = Reader::new(raw);
             value.skip(schema.as_ref(), 0)?;
             value.expect_end()?;
         }
         let end = self.r.position();
-        Ok(Data::from_frame(schema, self.frame, end - raw.len(), end))
+        let origin = self.ordinal;
+        self.ordinal = self.ordinal.saturating_add(1);
+        Ok(Data::from_frame(
+            schema,
+            self.frame,
+            (at(end - raw.len()), at(end)),
+            origin,
+        ))
     }
 
     fn opt(&mut self) -> Result<Option<i64>, DecodeError> {
@@ -348,8 +564,15 @@ pub fn decode_records_with(
     cache: &mut SchemaCache,
     trust: Trust,
 ) -> Result<Vec<Record>, DecodeError> {
-    let frame = Arc::new(frame);
-    let (mut f, n) = FrameReader::open(&frame, cache, trust)?;
+    read_records(&Arc::new(frame), cache, trust)
+}
+
+fn read_records(
+    frame: &Arc<Vec<u8>>,
+    cache: &mut SchemaCache,
+    trust: Trust,
+) -> Result<Vec<Record>, DecodeError> {
+    let (mut f, n) = FrameReader::open(frame, cache, trust)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(f.record()?);
@@ -382,16 +605,21 @@ pub fn decode_source_records(
     Ok(out)
 }
 
-/// Decodes a transform's outcomes.
+/// Decodes a transform's outcomes written with every value as bytes ([`encode_outcomes`];
+/// [`Sent::decode_outcomes`] reads references too).
 ///
 /// # Errors
-/// When the frame is truncated or malformed.
+/// When the frame is truncated or malformed, or refers to values of a batch.
 pub fn decode_outcomes(
     frame: Vec<u8>,
     cache: &mut SchemaCache,
 ) -> Result<Vec<Outcome>, DecodeError> {
     let frame = Arc::new(frame);
     let (mut f, n) = FrameReader::open(&frame, cache, Trust::Validate)?;
+    read_outcomes(&mut f, n)
+}
+
+fn read_outcomes(f: &mut FrameReader<'_>, n: usize) -> Result<Vec<Outcome>, DecodeError> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(match f.r.byte()? {
@@ -470,6 +698,128 @@ mod tests {
             decode_source_records(encode_source_records(&source), &mut cache),
             Ok(source)
         );
+    }
+
+    /// The worker's side and the plugin's side of a transform call, natively.
+    fn call(sent: &Sent, plugin: impl FnOnce(Vec<Record>) -> Vec<Outcome>) -> Vec<u8> {
+        let (records, received) =
+            Received::decode(sent.bytes().to_vec(), &mut SchemaCache::new()).expect("decode");
+        received.encode_outcomes(&plugin(records))
+    }
+
+    #[test]
+    fn unchanged_values_go_back_by_reference() {
+        let records = sample();
+        let sent = Sent::encode(&records);
+        let identity = |rs: Vec<Record>| rs.into_iter().map(Outcome::Keep).collect();
+        let reply = call(&sent, identity);
+        let mut cache = SchemaCache::new();
+        let outcomes = sent
+            .decode_outcomes(reply.clone(), &mut cache)
+            .expect("outcomes");
+        let expected: Vec<Outcome> = records.iter().cloned().map(Outcome::Keep).collect();
+        assert_eq!(outcomes, expected);
+        // No value came back: each is the sent frame's bytes.
+        let sent_range = sent.bytes().as_ptr_range();
+        for o in &outcomes {
+            let Outcome::Keep(r) = o else { panic!("kept") };
+            let values = [&r.key, &r.value]
+                .into_iter()
+                .chain(r.headers.iter().map(|h| &h.value));
+            for d in values {
+                let raw = d.encoded().expect("still encoded");
+                assert!(sent_range.contains(&raw.as_ptr()), "the sent frame's bytes");
+            }
+        }
+
+        // A changed value comes back as bytes; the others stay references.
+        let reply = call(&sent, |mut rs| {
+            *rs[0].key.value_mut() = Value::from("changed");
+            rs.into_iter().map(Outcome::Keep).collect()
+        });
+        let outcomes = sent.decode_outcomes(reply, &mut cache).expect("outcomes");
+        let Outcome::Keep(first) = &outcomes[0] else {
+            panic!("kept")
+        };
+        assert_eq!(first.key.value(), &Value::from("changed"));
+        assert_eq!(outcomes[1..], expected[1..]);
+    }
+
+    #[test]
+    fn a_reference_under_another_schema_is_checked_against_it() {
+        let records = sample();
+        let sent = Sent::encode(&records);
+        let renamed = Arc::new(
+            Schema::structure()
+                .named("com.example.Renamed")
+                .field("id", Schema::new(SchemaType::Int64))
+                .field("name", Schema::new(SchemaType::String).optional()),
+        );
+        let reply = call(&sent, |mut rs| {
+            rs[0].value.schema = Some(renamed.clone());
+            rs.into_iter().map(Outcome::Keep).collect()
+        });
+        let outcomes = sent
+            .decode_outcomes(reply, &mut SchemaCache::new())
+            .expect("the bytes are a value of the renamed schema");
+        let Outcome::Keep(first) = &outcomes[0] else {
+            panic!("kept")
+        };
+        assert_eq!(first.value.schema.as_deref(), Some(&*renamed));
+        assert_eq!(
+            first
+                .value
+                .value()
+                .as_struct()
+                .expect("struct")
+                .schema()
+                .name,
+            renamed.name
+        );
+
+        for wrong in [None, Some(Arc::new(Schema::new(SchemaType::Int64)))] {
+            let reply = call(&sent, |mut rs| {
+                rs[0].value.schema = wrong.clone();
+                rs.into_iter().map(Outcome::Keep).collect()
+            });
+            let err = sent
+                .decode_outcomes(reply, &mut SchemaCache::new())
+                .expect_err("a struct's bytes under a schema that is not its own");
+            assert!(err.0.contains("struct"), "{err}");
+        }
+    }
+
+    #[test]
+    fn references_resolve_only_against_the_batch_they_came_from() {
+        let records = sample();
+        let sent = Sent::encode(&records);
+        let reply = call(&sent, |rs| rs.into_iter().map(Outcome::Keep).collect());
+        let mut cache = SchemaCache::new();
+        let err = decode_outcomes(reply.clone(), &mut cache).expect_err("no batch sent");
+        assert!(err.0.contains("refers"), "{err}");
+        let smaller = Sent::encode(&records[..1]);
+        let err = smaller
+            .decode_outcomes(reply, &mut cache)
+            .expect_err("ordinals past the batch");
+        assert!(err.0.contains("reference to value"), "{err}");
+
+        // A record a plugin kept from an earlier batch goes back as bytes.
+        let (earlier, _) =
+            Received::decode(sent.bytes().to_vec(), &mut SchemaCache::new()).expect("decode");
+        let next = Sent::encode(&records[3..]);
+        let reply = call(&next, |rs| {
+            earlier
+                .into_iter()
+                .take(3)
+                .chain(rs)
+                .map(Outcome::Keep)
+                .collect()
+        });
+        let outcomes = next
+            .decode_outcomes(reply, &mut cache)
+            .expect("earlier values as bytes");
+        let expected: Vec<Outcome> = records.iter().cloned().map(Outcome::Keep).collect();
+        assert_eq!(outcomes, expected);
     }
 
     #[test]

@@ -44,6 +44,7 @@ const STRUCT: u8 = 13;
 /// Deepest nesting accepted when decoding, so hostile input cannot exhaust the stack.
 const MAX_DEPTH: usize = 64;
 
+#[inline]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -52,10 +53,12 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 pub(crate) fn put_signed(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+#[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -137,6 +140,7 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { bytes, pos: 0 }
     }
@@ -153,6 +157,7 @@ impl<'a> Reader<'a> {
         DecodeError(format!("{what} at byte {}", self.pos))
     }
 
+    #[inline]
     pub(crate) fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self
             .bytes
@@ -162,6 +167,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
@@ -173,7 +179,15 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints in a frame (tags, lengths, small counts) are one byte.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -185,11 +199,13 @@ impl<'a> Reader<'a> {
         Err(self.err("varint too long"))
     }
 
+    #[inline]
     pub(crate) fn signed(&mut self) -> Result<i64, DecodeError> {
         let v = self.varint()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
+    #[inline]
     pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
         let n = self.varint()?;
         // Every element takes at least one byte, so a count beyond the remaining bytes is bad.
@@ -290,11 +306,11 @@ impl<'a> Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A slice preceded by its length as a little-endian u32.
-    pub(crate) fn take_u32_len(&mut self) -> Result<&'a [u8], DecodeError> {
+    /// A little-endian u32.
+    #[inline]
+    pub(crate) fn u32_le(&mut self) -> Result<u32, DecodeError> {
         let raw = self.take(4)?;
-        let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
-        self.take(len)
+        Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
     }
 
     /// Steps over a value, checking everything [`Reader::value`] checks, without building it.
@@ -372,6 +388,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
@@ -635,6 +652,16 @@ impl SchemaTable {
     /// The encoded schemas, in index order.
     pub fn into_encoded(self) -> Vec<Vec<u8>> {
         self.encoded
+    }
+
+    /// The schemas, in index order.
+    pub fn schemas(&self) -> &[Arc<Schema>] {
+        &self.schemas
+    }
+
+    /// The encoded schemas, in index order.
+    pub fn encoded(&self) -> &[Vec<u8>] {
+        &self.encoded
     }
 }
 

@@ -34,10 +34,22 @@ enum Repr {
 #[derive(Clone)]
 struct Encoded {
     frame: Arc<Vec<u8>>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
+    /// Which value of its frame this is (key, value and header values, counted in order),
+    /// or [`NO_ORIGIN`]: a transform hands an unchanged value back by this ordinal.
+    origin: u32,
     /// Boxed so that an encoded `Data` stays small; the box is made only when read.
     decoded: std::sync::OnceLock<Box<Value>>,
+}
+
+/// The origin of encoded bytes that are not a value of a received frame.
+const NO_ORIGIN: u32 = u32::MAX;
+
+impl Encoded {
+    fn bytes(&self) -> &[u8] {
+        &self.frame[self.start as usize..self.end as usize]
+    }
 }
 
 impl Data {
@@ -70,12 +82,13 @@ impl Data {
         }
     }
 
-    /// Data whose value is `frame[start..end]`, already validated against `schema`.
+    /// Data whose value is `frame[start..end]`, already validated against `schema`; the
+    /// `origin`-th value of its frame.
     pub(crate) fn from_frame(
         schema: Option<Arc<Schema>>,
         frame: &Arc<Vec<u8>>,
-        start: usize,
-        end: usize,
+        (start, end): (u32, u32),
+        origin: u32,
     ) -> Data {
         Data {
             schema,
@@ -83,6 +96,7 @@ impl Data {
                 frame: frame.clone(),
                 start,
                 end,
+                origin,
                 decoded: std::sync::OnceLock::new(),
             }),
         }
@@ -94,7 +108,7 @@ impl Data {
             Repr::Value(v) => v,
             Repr::Encoded(e) => e.decoded.get_or_init(|| {
                 Box::new(
-                    codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
+                    codec::decode_value(e.bytes(), self.schema.as_ref())
                         .expect("a value is validated against its schema when its frame is read"),
                 )
             }),
@@ -122,9 +136,9 @@ impl Data {
     pub fn into_value(self) -> Value {
         match self.repr {
             Repr::Value(v) => v,
-            Repr::Encoded(e) => match e.decoded.into_inner() {
+            Repr::Encoded(mut e) => match e.decoded.take() {
                 Some(v) => *v,
-                None => codec::decode_value(&e.frame[e.start..e.end], self.schema.as_ref())
+                None => codec::decode_value(e.bytes(), self.schema.as_ref())
                     .expect("a value is validated against its schema when its frame is read"),
             },
         }
@@ -136,11 +150,14 @@ impl Data {
     /// one with [`codec::struct_fields`]) builds its result with this.
     ///
     /// # Errors
-    /// When `bytes` is not one value of `schema`.
+    /// When `bytes` is not one value of `schema`, or is 4 GiB or more.
     pub fn from_encoded(
         schema: Option<Arc<Schema>>,
         bytes: Vec<u8>,
     ) -> Result<Data, codec::DecodeError> {
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(codec::DecodeError("a value of 4 GiB or more".into()));
+        }
         codec::check_value(&bytes, schema.as_ref())?;
         Ok(Data::from_encoded_unchecked(schema, bytes))
     }
@@ -149,14 +166,19 @@ impl Data {
     /// values read from a frame, and values the encoder wrote). Invalid bytes make reading
     /// the value panic (in a plugin: its task fails); the worker checks every value it
     /// receives, so they cannot get further.
+    ///
+    /// # Panics
+    /// When `bytes` is 4 GiB or more (inside a plugin it cannot be).
     pub fn from_encoded_unchecked(schema: Option<Arc<Schema>>, bytes: Vec<u8>) -> Data {
-        let end = bytes.len();
+        // Frames and values are smaller than a guest's memory, which is at most 4 GiB.
+        let end = u32::try_from(bytes.len()).expect("a value smaller than 4 GiB");
         Data {
             schema,
             repr: Repr::Encoded(Encoded {
                 frame: Arc::new(bytes),
                 start: 0,
                 end,
+                origin: NO_ORIGIN,
                 decoded: std::sync::OnceLock::new(),
             }),
         }
@@ -166,15 +188,25 @@ impl Data {
     /// [`Data::from_encoded`]).
     pub fn encoded(&self) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Encoded(e) => Some(&e.frame[e.start..e.end]),
+            Repr::Encoded(e) => Some(e.bytes()),
             Repr::Value(_) => None,
+        }
+    }
+
+    /// The ordinal of this value in `frame`, while it is that frame's value unchanged.
+    pub(crate) fn origin_in(&self, frame: &Arc<Vec<u8>>) -> Option<u32> {
+        match &self.repr {
+            Repr::Encoded(e) if e.origin != NO_ORIGIN && Arc::ptr_eq(&e.frame, frame) => {
+                Some(e.origin)
+            }
+            _ => None,
         }
     }
 
     pub fn is_null(&self) -> bool {
         match &self.repr {
             Repr::Value(v) => v.is_null(),
-            Repr::Encoded(e) => e.frame.get(e.start) == Some(&codec::NULL_TAG),
+            Repr::Encoded(e) => e.bytes().first() == Some(&codec::NULL_TAG),
         }
     }
 }
