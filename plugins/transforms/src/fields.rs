@@ -11,9 +11,9 @@ use wasmconnect_sdk::prelude::*;
 use wasmconnect_sdk::data::codec;
 
 use crate::util::{
-    SchemaMemo, check_field, done, encoded_struct, list, map_get, map_put, optional_string,
-    outcome, put, require_map, require_schema, require_struct, required_list, required_string,
-    struct_data, struct_like, take,
+    SchemaMemo, check_field, done, list, map_get, map_put, optional_string, outcome, put,
+    require_map, require_schema, require_struct, required_list, required_string, struct_data,
+    struct_like, take,
 };
 use crate::{Part, Smt};
 
@@ -65,32 +65,68 @@ struct Inserts {
     static_value: Option<String>,
 }
 
+/// A value InsertField adds: text borrowed from the record or the config, or a value that
+/// costs no allocation (a number or null).
+#[derive(Debug)]
+enum Added<'a> {
+    Text(&'a str),
+    Other(Value),
+}
+
+impl Added<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Added::Text(t) => Value::String(t.to_owned()),
+            Added::Other(v) => v,
+        }
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Added::Text(t) => codec::encode_str_into(t, out),
+            Added::Other(v) => codec::encode_value_into(v, out),
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Added::Other(Value::Null))
+    }
+}
+
 impl Inserts {
     /// The fields to add with their values, in Kafka's order.
-    fn additions(&self, record: &Record) -> Result<Vec<(&InsertSpec, Value)>, String> {
-        let mut out = Vec::new();
-        if let Some(spec) = &self.topic {
-            out.push((spec, Value::String(record.topic.to_string())));
-        }
-        if let Some(spec) = &self.partition {
-            out.push((spec, record.partition.map_or(Value::Null, Value::Int32)));
-        }
-        if let Some(spec) = &self.offset {
-            let Some(offset) = record.offset else {
+    fn additions<'a>(
+        &'a self,
+        record: &'a Record,
+    ) -> Result<impl Iterator<Item = (&'a InsertSpec, Added<'a>)>, String> {
+        let offset = match (&self.offset, record.offset) {
+            (None, _) => None,
+            (Some(spec), Some(offset)) => Some((spec, Added::Other(Value::Int64(offset)))),
+            (Some(_), None) => {
                 return Err(format!(
                     "Only SinkRecord supported for [{INSERT_PURPOSE}], found: org.apache.kafka.connect.source.SourceRecord"
                 ));
-            };
-            out.push((spec, Value::Int64(offset)));
-        }
-        if let Some(spec) = &self.timestamp {
+            }
+        };
+        let or_null = |v: Option<Value>| Added::Other(v.unwrap_or(Value::Null));
+        let all = [
+            self.topic
+                .as_ref()
+                .map(|spec| (spec, Added::Text(&record.topic))),
+            self.partition
+                .as_ref()
+                .map(|spec| (spec, or_null(record.partition.map(Value::Int32)))),
+            offset,
             // A Timestamp (millis) with a schema; without one Kafka puts the long too.
-            out.push((spec, record.timestamp.map_or(Value::Null, Value::Int64)));
-        }
-        if let (Some(spec), Some(value)) = (&self.static_field, &self.static_value) {
-            out.push((spec, Value::String(value.clone())));
-        }
-        Ok(out)
+            self.timestamp
+                .as_ref()
+                .map(|spec| (spec, or_null(record.timestamp.map(Value::Int64)))),
+            match (&self.static_field, &self.static_value) {
+                (Some(spec), Some(value)) => Some((spec, Added::Text(value))),
+                _ => None,
+            },
+        ];
+        Ok(all.into_iter().flatten())
     }
 
     fn updated_schema(&self, schema: &Schema) -> Schema {
@@ -146,37 +182,38 @@ impl InsertField {
             put(&mut record, self.part, data);
             return Ok(record);
         }
-        let additions = self.inserts.additions(&record)?;
         let inserted = match data.schema.clone() {
             None => {
+                let additions = self.inserts.additions(&record)?;
                 let mut entries = require_map(data.into_value(), INSERT_PURPOSE)?;
                 for (spec, value) in additions {
-                    map_put(&mut entries, &spec.name, value);
+                    map_put(&mut entries, &spec.name, value.into_value());
                 }
                 Data::schemaless(Value::Map(entries))
             }
             Some(schema) => {
                 let inserts = &self.inserts;
                 let updated = self.memo.get(&schema, |s| Ok(inserts.updated_schema(s)))?;
+                let additions = inserts.additions(&record)?;
                 match data.encoded().map(codec::struct_body) {
                     // Read from a frame and untouched: append to its bytes, decode nothing.
                     Some(Ok((n, body))) => {
-                        let added: Vec<Value> = additions.into_iter().map(|(_, v)| v).collect();
-                        for (field, v) in updated
-                            .fields
-                            .get(n..)
-                            .unwrap_or_default()
-                            .iter()
-                            .zip(&added)
-                        {
-                            check_field(field, v)?;
+                        let mut out = Vec::with_capacity(body.len() + 64);
+                        codec::put_struct_header(&mut out, updated.fields.len());
+                        out.extend_from_slice(body);
+                        let added = updated.fields.get(n..).unwrap_or_default();
+                        for (field, (_, value)) in added.iter().zip(additions) {
+                            if value.is_null() {
+                                check_field(field, &Value::Null)?;
+                            }
+                            value.encode_into(&mut out);
                         }
-                        encoded_struct(updated, &[body], &added)?
+                        Data::from_encoded_unchecked(Some(updated), out)
                     }
                     _ => {
                         let value = require_struct(data.into_value(), INSERT_PURPOSE)?;
                         let mut values = value.into_values();
-                        values.extend(additions.into_iter().map(|(_, v)| v));
+                        values.extend(additions.map(|(_, v)| v.into_value()));
                         struct_data(updated, values)?
                     }
                 }
@@ -289,17 +326,20 @@ impl ReplaceField {
                     }
                     Ok(out)
                 })?;
-                match data.encoded().map(|b| codec::struct_fields(b, &schema)) {
+                match data.encoded().map(|b| {
+                    Ok::<_, codec::DecodeError>((b, codec::struct_field_values(b, &schema)?))
+                }) {
                     // Read from a frame and untouched: copy the kept fields' bytes.
-                    Some(Ok(fields)) => {
-                        let kept: Vec<&[u8]> = schema
-                            .fields
-                            .iter()
-                            .zip(fields)
-                            .filter(|(f, _)| selection.keeps(&f.name))
-                            .map(|(_, bytes)| bytes)
-                            .collect();
-                        encoded_struct(updated, &kept, &[])?
+                    Some(Ok((bytes, fields))) => {
+                        let mut out = Vec::with_capacity(bytes.len());
+                        codec::put_struct_header(&mut out, updated.fields.len());
+                        for field in fields {
+                            let (field, value) = field.map_err(|e| e.to_string())?;
+                            if selection.keeps(&field.name) {
+                                out.extend_from_slice(value);
+                            }
+                        }
+                        Data::from_encoded_unchecked(Some(updated), out)
                     }
                     _ => {
                         let value = require_struct(data.into_value(), REPLACE_PURPOSE)?;

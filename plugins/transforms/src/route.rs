@@ -1,5 +1,7 @@
 //! `RegexRouter`: renames a record's topic when the whole topic matches a regex.
 
+use std::sync::Arc;
+
 use regex::Regex;
 use wasmconnect_sdk::config::ConfigIssue;
 use wasmconnect_sdk::prelude::*;
@@ -14,6 +16,8 @@ pub struct RegexRouter {
     regex: Regex,
     /// The replacement in the regex crate's syntax.
     replacement: String,
+    /// The last topic routed and where it went: the records of a batch mostly share a topic.
+    last: Option<(Arc<str>, Arc<str>)>,
 }
 
 /// Java's `Matcher.appendReplacement` syntax to the regex crate's: `$n` takes as many
@@ -85,7 +89,11 @@ impl RegexRouter {
             )]
         })?;
         done(
-            Box::new(RegexRouter { regex, replacement }) as Box<dyn Smt>,
+            Box::new(RegexRouter {
+                regex,
+                replacement,
+                last: None,
+            }) as Box<dyn Smt>,
             Vec::new(),
         )
     }
@@ -93,13 +101,21 @@ impl RegexRouter {
 
 impl Smt for RegexRouter {
     fn apply(&mut self, mut record: Record) -> Outcome {
-        if self.regex.is_match(&record.topic) {
-            let topic = self
-                .regex
-                .replace(&record.topic, self.replacement.as_str())
-                .into_owned();
-            record.topic = topic.into();
+        if let Some((from, to)) = &self.last
+            && (Arc::ptr_eq(from, &record.topic) || **from == *record.topic)
+        {
+            record.topic = to.clone();
+            return Outcome::Keep(record);
         }
+        let routed: Arc<str> = if self.regex.is_match(&record.topic) {
+            self.regex
+                .replace(&record.topic, self.replacement.as_str())
+                .into()
+        } else {
+            record.topic.clone()
+        };
+        self.last = Some((record.topic.clone(), routed.clone()));
+        record.topic = routed;
         Outcome::Keep(record)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wasmconnect_sdk::config::ConfigIssue;
-use wasmconnect_sdk::data::{Field, codec};
+use wasmconnect_sdk::data::Field;
 use wasmconnect_sdk::prelude::*;
 
 use crate::Part;
@@ -118,26 +118,6 @@ pub fn check_field(field: &Field, value: &Value) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Encoded struct data for `schema`: encoded field values (one slice may hold several, all
-/// read from a checked frame), then `extra` values (checked for required nulls by the
-/// caller, written by the encoder).
-pub fn encoded_struct(
-    schema: Arc<Schema>,
-    fields: &[&[u8]],
-    extra: &[Value],
-) -> Result<Data, String> {
-    let size: usize = fields.iter().map(|f| f.len()).sum();
-    let mut out = Vec::with_capacity(size + 16 + extra.len() * 16);
-    codec::put_struct_header(&mut out, schema.fields.len());
-    for f in fields {
-        out.extend_from_slice(f);
-    }
-    for v in extra {
-        codec::encode_value_into(v, &mut out);
-    }
-    Ok(Data::from_encoded_unchecked(Some(schema), out))
 }
 
 /// A struct value with its schema, checked as [`checked_struct`] does.

@@ -485,6 +485,20 @@ fn routers_rename_the_topic() {
         "plain",
         "no full match, no change"
     );
+    // The router remembers the last topic it routed: topics that alternate in a batch each
+    // go where the regex sends them.
+    let batch = ["a-b-c", "plain", "a-b-c", "x-y-z", "plain"]
+        .map(|t| Record::new(t, Data::NULL))
+        .to_vec();
+    let topics: Vec<String> = h
+        .apply(batch)
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Keep(r) => r.topic.to_string(),
+            other => panic!("kept, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(topics, ["c", "plain", "c", "z", "plain"]);
     let mut h = harness("RegexRouter", &[("regex", "ord"), ("replacement", "x")]);
     assert_eq!(
         &*kept(&mut h, Record::new("orders", Data::NULL)).topic,

@@ -94,10 +94,7 @@ pub fn encode_value_into(value: &Value, out: &mut Vec<u8>) {
             out.push(FLOAT64);
             out.extend_from_slice(&v.to_le_bytes());
         }
-        Value::String(s) => {
-            out.push(STRING);
-            put_bytes(out, s.as_bytes());
-        }
+        Value::String(s) => encode_str_into(s, out),
         Value::Bytes(b) => {
             out.push(BYTES);
             put_bytes(out, b);
@@ -127,6 +124,12 @@ pub fn encode_value_into(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the encoding of a string value, without making a [`Value`] of it.
+pub fn encode_str_into(text: &str, out: &mut Vec<u8>) {
+    out.push(STRING);
+    put_bytes(out, text.as_bytes());
+}
+
 /// The encoding of `value`.
 pub fn encode_value(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
@@ -134,15 +137,22 @@ pub fn encode_value(value: &Value) -> Vec<u8> {
     out
 }
 
+#[derive(Debug)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Whether [`Reader::skip`] checks that text is UTF-8: not for bytes already checked.
+    check_text: bool,
 }
 
 impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, pos: 0 }
+        Reader {
+            bytes,
+            pos: 0,
+            check_text: true,
+        }
     }
 
     pub(crate) fn expect_end(&self) -> Result<(), DecodeError> {
@@ -181,13 +191,19 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
-        // Most varints in a frame (tags, lengths, small counts) are one byte.
+        // Most varints in a frame (tags, lengths, small counts) are one byte: that case is
+        // small enough to inline everywhere.
         if let Some(&b) = self.bytes.get(self.pos)
             && b < 0x80
         {
             self.pos += 1;
             return Ok(u64::from(b));
         }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -345,7 +361,9 @@ impl<'a> Reader<'a> {
             STRING => {
                 let n = self.len()?;
                 let raw = self.take(n)?;
-                std::str::from_utf8(raw).map_err(|_| self.err("invalid UTF-8"))?;
+                if self.check_text {
+                    std::str::from_utf8(raw).map_err(|_| self.err("invalid UTF-8"))?;
+                }
             }
             BYTES => {
                 let n = self.len()?;
@@ -401,7 +419,7 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// When the bytes are not an encoded struct.
 pub fn struct_body(bytes: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     if r.byte()? != STRUCT {
         return Err(r.err("not a struct"));
     }
@@ -421,10 +439,7 @@ pub fn struct_fields<'a>(
     if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
         return Err(DecodeError("struct arity differs from its schema".into()));
     }
-    let mut r = Reader {
-        bytes: body,
-        pos: 0,
-    };
+    let mut r = Reader::new(body);
     let mut out = Vec::with_capacity(n);
     for field in &schema.fields {
         let start = r.pos;
@@ -433,6 +448,51 @@ pub fn struct_fields<'a>(
     }
     r.expect_end()?;
     Ok(out)
+}
+
+/// The fields of an encoded struct of `schema`, each with its encoded value, in order, read
+/// as needed. Unlike [`struct_fields`] it does not check text: it is for bytes already checked,
+/// as a [`Data`](super::Data)'s encoded form always is (the worker checks what a plugin sends;
+/// a plugin trusts what the worker sends). A plugin that copies some fields of a struct into
+/// a new one uses it to skip the others without allocating.
+///
+/// # Errors
+/// When the bytes are not a struct of `schema`'s arity; the iterator, when they end early.
+pub fn struct_field_values<'a>(
+    bytes: &'a [u8],
+    schema: &'a Schema,
+) -> Result<StructFieldValues<'a>, DecodeError> {
+    let (n, body) = struct_body(bytes)?;
+    if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
+        return Err(DecodeError("struct arity differs from its schema".into()));
+    }
+    let mut reader = Reader::new(body);
+    reader.check_text = false;
+    Ok(StructFieldValues {
+        reader,
+        fields: schema.fields.iter(),
+    })
+}
+
+/// See [`struct_field_values`].
+#[derive(Debug)]
+pub struct StructFieldValues<'a> {
+    reader: Reader<'a>,
+    fields: std::slice::Iter<'a, Field>,
+}
+
+impl<'a> Iterator for StructFieldValues<'a> {
+    type Item = Result<(&'a Field, &'a [u8]), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let field = self.fields.next()?;
+        let start = self.reader.pos;
+        Some(
+            self.reader
+                .skip(Some(&field.schema), 1)
+                .map(|()| (field, &self.reader.bytes[start..self.reader.pos])),
+        )
+    }
 }
 
 /// Starts an encoded struct of `fields` fields; their encoded values follow, in the order
@@ -447,7 +507,7 @@ pub fn put_struct_header(out: &mut Vec<u8>, fields: usize) {
 /// # Errors
 /// What [`decode_value`] would report.
 pub fn check_value(bytes: &[u8], schema: Option<&Arc<Schema>>) -> Result<(), DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     r.skip(schema, 0)?;
     r.expect_end()
 }
@@ -457,7 +517,7 @@ pub fn check_value(bytes: &[u8], schema: Option<&Arc<Schema>>) -> Result<(), Dec
 /// # Errors
 /// When the bytes are truncated or malformed, or a struct has no struct schema.
 pub fn decode_value(bytes: &[u8], schema: Option<&Arc<Schema>>) -> Result<Value, DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     let v = r.value(schema, 0)?;
     if r.pos != bytes.len() {
         return Err(r.err("trailing bytes"));
@@ -611,7 +671,7 @@ impl Reader<'_> {
 /// # Errors
 /// When the bytes are truncated or malformed.
 pub fn decode_schema(bytes: &[u8]) -> Result<Schema, DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     let s = r.schema(0)?;
     if r.pos != bytes.len() {
         return Err(r.err("trailing bytes"));
@@ -832,5 +892,23 @@ mod tests {
         fields[..5].iter().for_each(|f| short.extend_from_slice(f));
         assert!(super::super::Data::from_encoded(Some(schema.clone()), short).is_err());
         assert!(struct_fields(&encode_value(&Value::Int32(1)), &schema).is_err());
+
+        // The iterator gives the same slices, each with its field.
+        let each: Vec<(&str, &[u8])> = struct_field_values(&bytes, &schema)
+            .expect("a struct of the schema")
+            .map(|f| f.map(|(field, value)| (field.name.as_str(), value)))
+            .collect::<Result<_, _>>()
+            .expect("fields");
+        let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(each.iter().map(|(n, _)| *n).collect::<Vec<_>>(), names);
+        assert_eq!(each.iter().map(|(_, v)| *v).collect::<Vec<_>>(), fields);
+        assert!(struct_field_values(&encode_value(&Value::Int32(1)), &schema).is_err());
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(
+            struct_field_values(cut, &schema)
+                .expect("the header is whole")
+                .any(|f| f.is_err()),
+            "bytes that end early are an error, not a panic"
+        );
     }
 }
