@@ -97,8 +97,8 @@ impl<'a> Writer<'a> {
             Some(raw) => self.body.extend_from_slice(raw),
             None => encode_value_into(d.value(), &mut self.body),
         }
-        // Saturated, a length reads as a reference, which the reader rejects or resolves
-        // to a value it validates: a 4 GiB value cannot cross anyway.
+        // A value of 4 GiB or more cannot cross the boundary (a guest's memory is at most
+        // that): its saturated length would read as a reference, and the call fails before.
         let len = u32::try_from(self.body.len() - at_len - 4).unwrap_or(u32::MAX);
         self.body[at_len..at_len + 4].copy_from_slice(&len.to_le_bytes());
         if let Some(spans) = &mut self.spans {
