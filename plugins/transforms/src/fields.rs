@@ -326,12 +326,13 @@ impl ReplaceField {
                     }
                     Ok(out)
                 })?;
-                match data.encoded().map(|b| {
-                    Ok::<_, codec::DecodeError>((b, codec::struct_field_values(b, &schema)?))
-                }) {
+                match data
+                    .encoded()
+                    .map(|b| (b.len(), codec::struct_field_values(b, &schema)))
+                {
                     // Read from a frame and untouched: copy the kept fields' bytes.
-                    Some(Ok((bytes, fields))) => {
-                        let mut out = Vec::with_capacity(bytes.len());
+                    Some((len, Ok(fields))) => {
+                        let mut out = Vec::with_capacity(len);
                         codec::put_struct_header(&mut out, updated.fields.len());
                         for field in fields {
                             let (field, value) = field.map_err(|e| e.to_string())?;

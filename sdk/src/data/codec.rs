@@ -435,18 +435,12 @@ pub fn struct_fields<'a>(
     bytes: &'a [u8],
     schema: &Arc<Schema>,
 ) -> Result<Vec<&'a [u8]>, DecodeError> {
-    let (n, body) = struct_body(bytes)?;
-    if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
-        return Err(DecodeError("struct arity differs from its schema".into()));
-    }
-    let mut r = Reader::new(body);
-    let mut out = Vec::with_capacity(n);
-    for field in &schema.fields {
-        let start = r.pos;
-        r.skip(Some(&field.schema), 1)?;
-        out.push(&body[start..r.pos]);
-    }
-    r.expect_end()?;
+    let mut fields = StructFieldValues::new(bytes, schema, true)?;
+    let out = fields
+        .by_ref()
+        .map(|f| f.map(|(_, value)| value))
+        .collect::<Result<_, _>>()?;
+    fields.reader.expect_end()?;
     Ok(out)
 }
 
@@ -458,31 +452,41 @@ pub fn struct_fields<'a>(
 ///
 /// # Errors
 /// When the bytes are not a struct of `schema`'s arity; the iterator, when they end early.
-pub fn struct_field_values<'a>(
+pub fn struct_field_values<'a, 's>(
     bytes: &'a [u8],
-    schema: &'a Schema,
-) -> Result<StructFieldValues<'a>, DecodeError> {
-    let (n, body) = struct_body(bytes)?;
-    if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
-        return Err(DecodeError("struct arity differs from its schema".into()));
-    }
-    let mut reader = Reader::new(body);
-    reader.check_text = false;
-    Ok(StructFieldValues {
-        reader,
-        fields: schema.fields.iter(),
-    })
+    schema: &'s Schema,
+) -> Result<StructFieldValues<'a, 's>, DecodeError> {
+    StructFieldValues::new(bytes, schema, false)
 }
 
 /// See [`struct_field_values`].
 #[derive(Debug)]
-pub struct StructFieldValues<'a> {
+pub struct StructFieldValues<'a, 's> {
     reader: Reader<'a>,
-    fields: std::slice::Iter<'a, Field>,
+    fields: std::slice::Iter<'s, Field>,
 }
 
-impl<'a> Iterator for StructFieldValues<'a> {
-    type Item = Result<(&'a Field, &'a [u8]), DecodeError>;
+impl<'a, 's> StructFieldValues<'a, 's> {
+    fn new(
+        bytes: &'a [u8],
+        schema: &'s Schema,
+        check_text: bool,
+    ) -> Result<StructFieldValues<'a, 's>, DecodeError> {
+        let (n, body) = struct_body(bytes)?;
+        if n != schema.fields.len() || schema.schema_type != SchemaType::Struct {
+            return Err(DecodeError("struct arity differs from its schema".into()));
+        }
+        let mut reader = Reader::new(body);
+        reader.check_text = check_text;
+        Ok(StructFieldValues {
+            reader,
+            fields: schema.fields.iter(),
+        })
+    }
+}
+
+impl<'a, 's> Iterator for StructFieldValues<'a, 's> {
+    type Item = Result<(&'s Field, &'a [u8]), DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let field = self.fields.next()?;
