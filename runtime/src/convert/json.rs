@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value as Json};
 use wasmconnect_sdk::data::{Data, Decimal, Schema, SchemaType, Struct, Value};
 
@@ -25,7 +26,12 @@ const DEFAULT_SCHEMA_CACHE: usize = 1000;
 pub struct JsonConverter {
     schemas_enable: bool,
     decimal_format: DecimalFormat,
-    cache: HashMap<String, Arc<Schema>>,
+    /// Parsed schemas by the exact text of their JSON (a schema written with other
+    /// spacing is parsed once more: a cache miss, nothing else).
+    cache: HashMap<Box<str>, Arc<Schema>>,
+    /// The schema of the last envelope: the records of a topic mostly share one, so it is
+    /// compared before the cache is hashed.
+    last: Option<(Box<str>, Arc<Schema>)>,
     cache_size: usize,
 }
 
@@ -71,6 +77,7 @@ impl JsonConverter {
             schemas_enable,
             decimal_format,
             cache: HashMap::new(),
+            last: None,
             cache_size,
         })
     }
@@ -109,45 +116,104 @@ impl JsonConverter {
         let Some(bytes) = bytes else {
             return Ok(Data::NULL);
         };
-        let json: Json = serde_json::from_slice(bytes).map_err(|e| {
-            ConvertError::Data(format!(
-                "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
-            ))
-        })?;
         if !self.schemas_enable {
-            return Ok(Data::schemaless(infer(&json)));
+            return Ok(Data::schemaless(infer(&parse::<Json>(bytes)?)));
         }
-        let Json::Object(mut envelope) = json else {
+        // The schema stays text until the cache has no schema of that text.
+        let envelope = match serde_json::from_slice::<Envelope<'_>>(bytes) {
+            Ok(envelope) => envelope,
+            Err(e) if e.is_data() => {
+                // Not an envelope; if not JSON either, say that first, as Kafka does.
+                parse::<serde::de::IgnoredAny>(bytes)?;
+                return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
+            }
+            Err(e) => return Err(serialization_error(&e)),
+        };
+        let (Some(schema), Some(payload)) = (envelope.schema, envelope.payload) else {
             return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
         };
-        if envelope.len() != 2
-            || !envelope.contains_key("schema")
-            || !envelope.contains_key("payload")
-        {
-            return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
-        }
-        let payload = envelope.remove("payload").unwrap_or(Json::Null);
-        let schema_json = envelope.remove("schema").unwrap_or(Json::Null);
-        if schema_json.is_null() {
+        let payload: Json = parse(payload.get().as_bytes())?;
+        if schema.get() == "null" {
             return Ok(Data::schemaless(infer(&payload)));
         }
-        let schema = self.schema_from_cache(&schema_json)?;
+        let schema = self.schema_from_cache(schema.get())?;
         let value = from_json(&schema, &payload)?;
         Ok(Data::new(schema, value))
     }
 
-    fn schema_from_cache(&mut self, json: &Json) -> Result<Arc<Schema>, ConvertError> {
-        let text = json.to_string();
-        if let Some(s) = self.cache.get(&text) {
-            return Ok(s.clone());
+    fn schema_from_cache(&mut self, text: &str) -> Result<Arc<Schema>, ConvertError> {
+        if let Some((last, schema)) = &self.last
+            && **last == *text
+        {
+            return Ok(schema.clone());
         }
-        let schema = Arc::new(schema_from_json(json)?);
-        if self.cache.len() >= self.cache_size.max(1) {
-            self.cache.clear();
-        }
-        self.cache.insert(text, schema.clone());
+        let schema = match self.cache.get(text) {
+            Some(s) => s.clone(),
+            None => {
+                let schema = Arc::new(schema_from_json(&parse::<Json>(text.as_bytes())?)?);
+                if self.cache.len() >= self.cache_size.max(1) {
+                    self.cache.clear();
+                }
+                self.cache.insert(text.into(), schema.clone());
+                schema
+            }
+        };
+        self.last = Some((text.into(), schema.clone()));
         Ok(schema)
     }
+}
+
+/// The members of a `{"schema":…,"payload":…}` envelope, borrowed as JSON text. Any
+/// other member makes it not an envelope; a member given twice counts once, the last.
+#[derive(Default)]
+struct Envelope<'a> {
+    schema: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Envelope<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with \"schema\" and \"payload\"")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope<'de>, A::Error> {
+                let mut envelope = Envelope::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    match &*key {
+                        "schema" => envelope.schema = Some(value),
+                        "payload" => envelope.payload = Some(value),
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                other,
+                                &["schema", "payload"],
+                            ));
+                        }
+                    }
+                }
+                Ok(envelope)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+fn serialization_error(e: &serde_json::Error) -> ConvertError {
+    ConvertError::Data(format!(
+        "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+    ))
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ConvertError> {
+    serde_json::from_slice(bytes).map_err(|e| serialization_error(&e))
 }
 
 /// A schema in Kafka's JSON form, with its keys in Kafka's order.
@@ -573,14 +639,61 @@ mod tests {
             err.to_string()
                 .contains("requires \"schema\" and \"payload\"")
         );
-        let err = c.to_connect(Some(b"{not json")).expect_err("bad json");
-        assert!(err.to_string().contains("serialization error"));
+        for not_envelope in [
+            &br#"[1,2]"#[..],
+            br#"{"schema":null}"#,
+            br#"{"payload":1}"#,
+            br#"{"schema":null,"payload":1,"extra":true}"#,
+        ] {
+            let err = c.to_connect(Some(not_envelope)).expect_err("no envelope");
+            assert!(
+                err.to_string()
+                    .contains("requires \"schema\" and \"payload\"")
+            );
+        }
+        for not_json in [&b"{not json"[..], b"[1,2", br#"{"schema":null,"payload":1"#] {
+            let err = c.to_connect(Some(not_json)).expect_err("bad json");
+            assert!(err.to_string().contains("serialization error"), "{err}");
+        }
         let err = c
             .to_connect(Some(
                 br#"{"schema":{"type":"int32","optional":false},"payload":"x"}"#,
             ))
             .expect_err("type mismatch");
         assert!(err.to_string().contains("INT32"));
+    }
+
+    #[test]
+    fn schemas_are_cached_by_their_text_and_never_confused() {
+        let mut c = converter(true);
+        let int = br#"{"schema":{"type":"int32","optional":false},"payload":7}"#;
+        let text = br#"{"schema":{"type":"string","optional":false},"payload":"7"}"#;
+        let spaced = br#"{ "schema" : { "type" : "int32", "optional" : false }, "payload" : 8 }"#;
+        for _ in 0..2 {
+            assert_eq!(
+                c.to_connect(Some(int)).expect("int").value(),
+                &Value::Int32(7)
+            );
+            assert_eq!(
+                c.to_connect(Some(text)).expect("text").value(),
+                &Value::from("7")
+            );
+            assert_eq!(
+                c.to_connect(Some(spaced)).expect("spaced").value(),
+                &Value::Int32(8)
+            );
+        }
+        assert_eq!(c.cache.len(), 3);
+        // A full cache starts over rather than growing.
+        let mut small = JsonConverter::new(&BTreeMap::from([(
+            "schemas.cache.size".to_owned(),
+            "1".to_owned(),
+        )]))
+        .expect("converter");
+        for bytes in [&int[..], text, int] {
+            small.to_connect(Some(bytes)).expect("convert");
+        }
+        assert_eq!(small.cache.len(), 1);
     }
 
     #[test]
