@@ -12,7 +12,9 @@ mod config;
 pub mod dialect;
 mod row;
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 use wasmconnect_sdk::prelude::*;
@@ -69,7 +71,22 @@ pub struct JdbcSink {
     sql: Option<Sql>,
     tables: BTreeMap<TableId, TableInfo>,
     retries_left: u32,
+    /// Multi-row INSERT texts already built: a batch mostly repeats the last one's.
+    inserts: RefCell<HashMap<InsertShape, Rc<str>>>,
 }
+
+/// What an INSERT's text depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InsertShape {
+    table: TableId,
+    columns: Vec<String>,
+    key_count: usize,
+    rows: usize,
+    upsert: bool,
+}
+
+/// Statement texts kept at most; past it the cache starts over.
+const MAX_CACHED_INSERTS: usize = 64;
 
 /// Consecutive changes that share one statement.
 struct Run<'a> {
@@ -274,19 +291,25 @@ impl JdbcSink {
                 // write of a key wins, as it would row by row.
                 let mut rows: Vec<&[Cell]> = run.changes.iter().map(|(_, c)| c.cells()).collect();
                 if upsert && key_count > 0 {
-                    let mut seen = HashSet::new();
+                    let mut seen: HashSet<row::KeyValues<'_>, row::KeyHash> =
+                        HashSet::with_capacity_and_hasher(rows.len(), row::KeyHash::default());
                     let mut kept: Vec<&[Cell]> = rows
                         .into_iter()
                         .rev()
-                        .filter(|cells| seen.insert(format!("{:?}", &cells[..key_count])))
+                        .filter(|cells| seen.insert(row::KeyValues(&cells[..key_count])))
                         .collect();
                     kept.reverse();
                     rows = kept;
                 }
                 for chunk in rows.chunks(per_statement) {
-                    let statement = sql
-                        .insert(&run.table, &columns, key_count, chunk.len(), upsert)
-                        .map_err(WriteError::Schema)?;
+                    let statement = self.insert_statement(
+                        sql,
+                        &run.table,
+                        &columns,
+                        key_count,
+                        chunk.len(),
+                        upsert,
+                    )?;
                     let params: Vec<SqlValue> = chunk
                         .iter()
                         .flat_map(|cells| cells.iter().map(|c| c.value.clone()))
@@ -296,6 +319,38 @@ impl JdbcSink {
             }
         }
         Ok(())
+    }
+
+    /// The text of a multi-row INSERT, built once per shape.
+    fn insert_statement(
+        &self,
+        sql: Sql,
+        table: &TableId,
+        columns: &[&DbColumn],
+        key_count: usize,
+        rows: usize,
+        upsert: bool,
+    ) -> Result<Rc<str>, WriteError> {
+        let shape = InsertShape {
+            table: table.clone(),
+            columns: columns.iter().map(|c| c.name.clone()).collect(),
+            key_count,
+            rows,
+            upsert,
+        };
+        if let Some(text) = self.inserts.borrow().get(&shape) {
+            return Ok(text.clone());
+        }
+        let text: Rc<str> = sql
+            .insert(table, columns, key_count, rows, upsert)
+            .map_err(WriteError::Schema)?
+            .into();
+        let mut inserts = self.inserts.borrow_mut();
+        if inserts.len() >= MAX_CACHED_INSERTS {
+            inserts.clear();
+        }
+        inserts.insert(shape, text.clone());
+        Ok(text)
     }
 
     /// Groups changes into runs of the same table, kind and columns, in order.
@@ -423,6 +478,7 @@ impl Sink for JdbcSink {
             db: None,
             sql: None,
             tables: BTreeMap::new(),
+            inserts: RefCell::default(),
         };
         // Fail fast on an unreachable database or a bad URL.
         sink.connection()?;
@@ -432,8 +488,18 @@ impl Sink for JdbcSink {
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
         let mut failures = Vec::new();
         let mut changes = Vec::with_capacity(records.len());
+        // The records of a batch mostly share a topic: its table is worked out once.
+        let mut last: Option<(&str, TableId)> = None;
         for (index, record) in records.iter().enumerate() {
-            let table = TableId::from_format(&self.settings.table_name_format, &record.topic);
+            let table = match &last {
+                Some((topic, table)) if *topic == &*record.topic => table.clone(),
+                _ => {
+                    let table =
+                        TableId::from_format(&self.settings.table_name_format, &record.topic);
+                    last = Some((&record.topic, table.clone()));
+                    table
+                }
+            };
             match row::change_of(record, &self.settings) {
                 Ok(change) => changes.push((index, table, change)),
                 Err(message) => failures.push(RecordFailure {

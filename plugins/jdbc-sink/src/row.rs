@@ -44,6 +44,80 @@ impl Change {
     }
 }
 
+/// A row's key values, compared and hashed by value (a double by its bits, so `-0.0` and
+/// `0.0` stay apart, as they would in the database's key), to find the last write of
+/// each key in a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyValues<'a>(pub &'a [Cell]);
+
+impl PartialEq for KeyValues<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(other.0)
+                .all(|(a, b)| same_value(&a.value, &b.value))
+    }
+}
+
+impl Eq for KeyValues<'_> {}
+
+impl std::hash::Hash for KeyValues<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for cell in self.0 {
+            let v = &cell.value;
+            std::mem::discriminant(v).hash(state);
+            match v {
+                SqlValue::Null => {}
+                SqlValue::Boolean(b) => b.hash(state),
+                SqlValue::Int(i) | SqlValue::Time(i) | SqlValue::Timestamp(i) => i.hash(state),
+                SqlValue::Uint(u) => u.hash(state),
+                SqlValue::Double(d) => d.to_bits().hash(state),
+                SqlValue::Text(s) | SqlValue::Decimal(s) => s.hash(state),
+                SqlValue::Bytes(b) => b.hash(state),
+                SqlValue::Date(d) => d.hash(state),
+            }
+        }
+    }
+}
+
+/// Hashes [`KeyValues`] for the de-duplication of one batch: keys come from the
+/// batch's own records, so a fast multiplicative hash does (no SipHash per row).
+pub type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
+#[derive(Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn same_value(a: &SqlValue, b: &SqlValue) -> bool {
+    match (a, b) {
+        (SqlValue::Double(x), SqlValue::Double(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 /// The type a Connect schema maps to; `None` for a type no column can hold.
 fn col_type(schema: &Schema) -> ColType {
     match schema.name.as_deref() {
@@ -304,6 +378,34 @@ mod tests {
     use crate::config::{JdbcSinkConfig, Settings};
     use wasmconnect_sdk::config::{Config, ConfigStruct};
     use wasmconnect_sdk::data::{Data, Struct};
+
+    #[test]
+    fn key_values_compare_by_value_and_type() {
+        use std::collections::HashSet;
+        let cell = |value: SqlValue| Cell {
+            spec: ColumnSpec {
+                name: "id".into(),
+                col_type: ColType::Int64,
+                optional: false,
+                key: true,
+                default: None,
+            },
+            value,
+        };
+        let rows = [
+            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("a".into()))],
+            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("a".into()))],
+            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("b".into()))],
+            vec![cell(SqlValue::Uint(1)), cell(SqlValue::Text("a".into()))],
+            vec![cell(SqlValue::Double(0.0))],
+            vec![cell(SqlValue::Double(-0.0))],
+            vec![cell(SqlValue::Double(0.0))],
+            vec![cell(SqlValue::Null)],
+        ];
+        let mut seen = HashSet::with_hasher(KeyHash::default());
+        let fresh: Vec<bool> = rows.iter().map(|r| seen.insert(KeyValues(r))).collect();
+        assert_eq!(fresh, [true, false, true, true, true, true, false, true]);
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let mut c = Config::new().with("connection.url", "jdbc:sqlite::memory:");
