@@ -561,7 +561,11 @@ mod tests {
             (BATCH_MAX_RECORDS, "50"),
         ]);
         assert_eq!(sink_batch_max_records(&both, &worker), 50);
-        let java = map(&[("max.poll.records", "1000"), ("fetch.min.bytes", "1")]);
+        let java = map(&[
+            ("max.poll.records", "1000"),
+            ("fetch.min.bytes", "1"),
+            ("fetch.max.wait.ms", "10"),
+        ]);
         let config = crate::kafka::client_config("127.0.0.1:9092", &[], &[&java]);
         assert_eq!(
             config.get("max.poll.records"),
@@ -569,6 +573,12 @@ mod tests {
             "librdkafka refuses it"
         );
         assert_eq!(config.get("fetch.min.bytes"), Some("1"));
+        assert_eq!(config.get("fetch.max.wait.ms"), None, "librdkafka's name");
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("10"));
+        let mut config = config;
+        config.set("group.id", "g");
+        let consumer: Result<rdkafka::consumer::BaseConsumer, _> = config.create();
+        assert!(consumer.is_ok(), "librdkafka takes every key passed");
     }
 
     #[test]

@@ -35,9 +35,13 @@ const JAVA_ONLY: &[&str] = &[
     "retry.backoff.max.ms",
 ];
 
+/// Java client keys librdkafka knows under another name, with the same meaning and unit.
+const JAVA_RENAMED: &[(&str, &str)] = &[("fetch.max.wait.ms", "fetch.wait.max.ms")];
+
 /// A librdkafka client config: `bootstrap.servers`, the given defaults, then each settings
 /// layer in order (worker `producer.*`, then connector `producer.override.*`, say). Java
-/// client keys librdkafka lacks (`JAVA_ONLY`) are left out with a debug log.
+/// client keys librdkafka lacks (`JAVA_ONLY`) are left out with a debug log; those it
+/// names differently (`JAVA_RENAMED`) are passed under its name.
 pub fn client_config(
     bootstrap: &str,
     defaults: &[(&str, &str)],
@@ -54,7 +58,11 @@ pub fn client_config(
                 tracing::debug!(key = %k, "Not passing a Java client setting to librdkafka.");
                 continue;
             }
-            config.set(k, v);
+            let key = JAVA_RENAMED
+                .iter()
+                .find(|(java, _)| java == k)
+                .map_or(k.as_str(), |(_, librdkafka)| librdkafka);
+            config.set(key, v);
         }
     }
     config
