@@ -81,6 +81,10 @@ impl PluginEngine {
         config.epoch_interruption(true);
         // No WIT async in this contract: synchronous component calls are cheaper.
         config.concurrency_support(false);
+        // `WASMCONNECT_PERF_MAP=1` names plugin code in `perf` (a /tmp/perf-<pid>.map).
+        if std::env::var_os("WASMCONNECT_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(PluginError::engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(PluginError::engine)?;
