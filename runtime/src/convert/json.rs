@@ -33,6 +33,8 @@ pub struct JsonConverter {
     /// compared before the cache is hashed.
     last: Option<(Box<str>, Arc<Schema>)>,
     cache_size: usize,
+    /// The last schema written and its JSON text ([`JsonConverter::schema_text`]).
+    last_written: std::sync::Mutex<Option<(Arc<Schema>, Arc<str>)>>,
 }
 
 const ENVELOPE_ERROR: &str = "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.";
@@ -79,6 +81,7 @@ impl JsonConverter {
             cache: HashMap::new(),
             last: None,
             cache_size,
+            last_written: std::sync::Mutex::new(None),
         })
     }
 
@@ -90,21 +93,42 @@ impl JsonConverter {
         if data.schema.is_none() && data.value().is_null() {
             return Ok(None);
         }
-        let payload = to_json(data.schema.as_deref(), data.value(), self.decimal_format)?;
-        let json = if self.schemas_enable {
-            let mut envelope = Map::new();
-            envelope.insert(
-                "schema".into(),
-                data.schema.as_deref().map_or(Json::Null, schema_to_json),
-            );
-            envelope.insert("payload".into(), payload);
-            Json::Object(envelope)
-        } else {
-            payload
+        let mut out = Vec::with_capacity(128);
+        if self.schemas_enable {
+            out.extend_from_slice(br#"{"schema":"#);
+            match &data.schema {
+                Some(schema) => out.extend_from_slice(self.schema_text(schema).as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(br#","payload":"#);
+        }
+        let payload = Payload {
+            schema: data.schema.as_deref(),
+            value: data.value(),
+            decimal_format: self.decimal_format,
         };
-        serde_json::to_vec(&json)
-            .map(Some)
-            .map_err(|e| ConvertError::Data(e.to_string()))
+        serde_json::to_writer(&mut out, &payload).map_err(|e| ConvertError::Data(e.to_string()))?;
+        if self.schemas_enable {
+            out.push(b'}');
+        }
+        Ok(Some(out))
+    }
+
+    /// A schema's JSON text, kept for the last schema written: a source's records mostly
+    /// share one.
+    fn schema_text(&self, schema: &Arc<Schema>) -> Arc<str> {
+        let mut last = self
+            .last_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((s, text)) = &*last
+            && (Arc::ptr_eq(s, schema) || **s == **schema)
+        {
+            return text.clone();
+        }
+        let text: Arc<str> = schema_to_json(schema).to_string().into();
+        *last = Some((schema.clone(), text.clone()));
+        text
     }
 
     /// JSON bytes to Connect data.
@@ -132,12 +156,17 @@ impl JsonConverter {
         let (Some(schema), Some(payload)) = (envelope.schema, envelope.payload) else {
             return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
         };
-        let payload: Json = parse(payload.get().as_bytes())?;
         if schema.get() == "null" {
+            let payload: Json = parse(payload.get().as_bytes())?;
             return Ok(Data::schemaless(infer(&payload)));
         }
         let schema = self.schema_from_cache(schema.get())?;
-        let value = from_json(&schema, &payload)?;
+        let value = match read_typed(&schema, payload.get()) {
+            Some(value) => value,
+            // The payload does not fit its schema, or uses what the typed reader leaves to
+            // the general path: that path gives the value, or Kafka's error for it.
+            None => from_json(&schema, &parse::<Json>(payload.get().as_bytes())?)?,
+        };
         Ok(Data::new(schema, value))
     }
 
@@ -348,6 +377,185 @@ pub fn schema_from_json(json: &Json) -> Result<Schema, ConvertError> {
     Ok(schema)
 }
 
+/// Reads a payload straight into Connect values by its schema, with no `serde_json::Value`
+/// in between: no map of the object's members, no copy of its keys, one copy of each
+/// string. `None` when the payload is not JSON or does not fit the schema; the general
+/// path ([`from_json`]) then says why. Both give the same value for any payload that fits
+/// (`typed_reading_matches_the_general_path`).
+fn read_typed(schema: &Arc<Schema>, payload: &str) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_str(payload);
+    let value = serde::de::DeserializeSeed::deserialize(Typed(schema), &mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
+}
+
+/// The value of a JSON null for `schema`: its default, or null where it is optional.
+fn null_for(schema: &Schema) -> Result<Value, ConvertError> {
+    if let Some(d) = &schema.default {
+        return Ok(d.clone());
+    }
+    if schema.optional {
+        return Ok(Value::Null);
+    }
+    Err(ConvertError::Data(format!(
+        "Invalid null value for required {} field",
+        schema.schema_type.json_name().to_uppercase()
+    )))
+}
+
+/// One JSON value read against its schema (see [`read_typed`]). Its errors carry no
+/// message: the general path rebuilds the message when a read fails.
+struct Typed<'s>(&'s Arc<Schema>);
+
+/// Why a typed read stopped; the general path finds out again, with Kafka's words.
+fn unfit<E: serde::de::Error>() -> E {
+    E::custom("the payload does not fit its schema")
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Typed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0.schema_type {
+            // Decimals, base64, arrays and maps are rare in a row: they take the general
+            // path's code on their own subtree.
+            SchemaType::Bytes | SchemaType::Array | SchemaType::Map => {
+                let json = <Json as serde::Deserialize>::deserialize(d)?;
+                from_json(self.0, &json).map_err(|_| unfit())
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Typed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a {} value", self.0.schema_type.json_name())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        null_for(self.0).map_err(|_| unfit())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        match self.0.schema_type {
+            SchemaType::Boolean => Ok(Value::Boolean(v)),
+            _ => Err(unfit()),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        let value = match self.0.schema_type {
+            SchemaType::Int8 => i8::try_from(v).ok().map(Value::Int8),
+            SchemaType::Int16 => i16::try_from(v).ok().map(Value::Int16),
+            SchemaType::Int32 => i32::try_from(v).ok().map(Value::Int32),
+            SchemaType::Int64 => Some(Value::Int64(v)),
+            SchemaType::Float32 => Some(Value::Float32(v as f64 as f32)),
+            SchemaType::Float64 => Some(Value::Float64(v as f64)),
+            _ => None,
+        };
+        value.ok_or_else(unfit)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        match (self.0.schema_type, i64::try_from(v)) {
+            (SchemaType::Float32, _) => Ok(Value::Float32(v as f64 as f32)),
+            (SchemaType::Float64, _) => Ok(Value::Float64(v as f64)),
+            (_, Ok(v)) => self.visit_i64(v),
+            (_, Err(_)) => Err(unfit()),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        match self.0.schema_type {
+            SchemaType::Float32 => Ok(Value::Float32(v as f32)),
+            SchemaType::Float64 => Ok(Value::Float64(v)),
+            _ => Err(unfit()),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.visit_string(v.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        match self.0.schema_type {
+            SchemaType::String => Ok(Value::String(v)),
+            _ => Err(unfit()),
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let schema = self.0;
+        if schema.schema_type != SchemaType::Struct {
+            return Err(unfit());
+        }
+        let fields = &schema.fields;
+        let mut values: Vec<Option<Value>> = vec![None; fields.len()];
+        let mut next = 0;
+        while let Some(found) = map.next_key_seed(FieldIndex { fields, next })? {
+            match found {
+                Some(i) => {
+                    // A member given twice counts once, the last, as in a JSON object.
+                    values[i] = Some(map.next_value_seed(Typed(&fields[i].schema))?);
+                    next = i + 1;
+                }
+                // Members the schema does not name are ignored, as Kafka does.
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let values = values
+            .into_iter()
+            .zip(fields)
+            .map(|(v, f)| match v {
+                Some(v) => Ok(v),
+                None => null_for(&f.schema).map_err(|_| unfit()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Struct::from_values(schema.clone(), values)
+            .map(Value::Struct)
+            .map_err(|_| unfit())
+    }
+}
+
+/// A struct member's name, as the index of its field; members mostly come in the
+/// schema's order, so the field after the last one found is tried first.
+struct FieldIndex<'s> {
+    fields: &'s [wasmconnect_sdk::data::Field],
+    next: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldIndex<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldIndex<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Option<usize>, E> {
+        if self.fields.get(self.next).is_some_and(|f| f.name == name) {
+            return Ok(Some(self.next));
+        }
+        Ok(self.fields.iter().position(|f| f.name == name))
+    }
+}
+
 fn mismatch(schema: &Schema, json: &Json) -> ConvertError {
     let kind = match json {
         Json::Null => "null",
@@ -369,16 +577,7 @@ fn mismatch(schema: &Schema, json: &Json) -> ConvertError {
 /// When the payload does not fit the schema.
 pub fn from_json(schema: &Arc<Schema>, json: &Json) -> Result<Value, ConvertError> {
     if json.is_null() {
-        if let Some(d) = &schema.default {
-            return Ok(d.clone());
-        }
-        if schema.optional {
-            return Ok(Value::Null);
-        }
-        return Err(ConvertError::Data(format!(
-            "Invalid null value for required {} field",
-            schema.schema_type.json_name().to_uppercase()
-        )));
+        return null_for(schema);
     }
     let int = |json: &Json| json.as_i64().ok_or_else(|| mismatch(schema, json));
     Ok(match schema.schema_type {
@@ -567,6 +766,69 @@ pub fn to_json(
     })
 }
 
+/// A value written as JSON against its schema, straight into the output: the same text
+/// as serialising [`to_json`]'s tree (`payloads_write_the_text_of_their_json_tree`), without
+/// building the tree.
+struct Payload<'a> {
+    schema: Option<&'a Schema>,
+    value: &'a Value,
+    decimal_format: DecimalFormat,
+}
+
+impl serde::Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap, SerializeSeq};
+        let schema = self.schema;
+        let nested = |schema, value| Payload {
+            schema,
+            value,
+            decimal_format: self.decimal_format,
+        };
+        match self.value {
+            Value::Null => match schema.and_then(|s| s.default.as_ref()) {
+                Some(default) => nested(schema, default).serialize(s),
+                None => s.serialize_unit(),
+            },
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int8(v) => s.serialize_i8(*v),
+            Value::Int16(v) => s.serialize_i16(*v),
+            Value::Int32(v) => s.serialize_i32(*v),
+            Value::Int64(v) => s.serialize_i64(*v),
+            // Non-finite numbers are written as null, as a JSON tree holds them.
+            Value::Float32(v) => s.serialize_f64(f64::from(*v)),
+            Value::Float64(v) => s.serialize_f64(*v),
+            Value::String(text) => s.serialize_str(text),
+            Value::Bytes(b)
+                if schema.and_then(Schema::decimal_scale).is_none()
+                    || self.decimal_format == DecimalFormat::Base64 =>
+            {
+                s.serialize_str(&BASE64.encode(b))
+            }
+            // Numeric decimals and maps go through the tree: rare, and a map's keys are
+            // de-duplicated there as a JSON object's are.
+            Value::Bytes(_) | Value::Map(_) => to_json(schema, self.value, self.decimal_format)
+                .map_err(S::Error::custom)?
+                .serialize(s),
+            Value::Array(items) => {
+                let item_schema = schema.and_then(|s| s.keys.as_deref());
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&nested(item_schema, item))?;
+                }
+                seq.end()
+            }
+            Value::Struct(st) => {
+                let fields = &st.schema().fields;
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (field, v) in fields.iter().zip(st.values()) {
+                    map.serialize_entry(&field.name, &nested(Some(&field.schema), v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// Schemaless input: objects become maps, integers INT64, other numbers FLOAT64.
 pub fn infer(json: &Json) -> Value {
     match json {
@@ -694,6 +956,178 @@ mod tests {
             small.to_connect(Some(bytes)).expect("convert");
         }
         assert_eq!(small.cache.len(), 1);
+    }
+
+    /// A struct with a field of every type, optional and defaulted ones, and a nested
+    /// struct, in Kafka's JSON schema form.
+    const EVERY_TYPE: &str = r#"{"type":"struct","optional":false,"fields":[
+        {"field":"i8","type":"int8","optional":false},
+        {"field":"i16","type":"int16","optional":false},
+        {"field":"i32","type":"int32","optional":false},
+        {"field":"i64","type":"int64","optional":false},
+        {"field":"f32","type":"float","optional":false},
+        {"field":"f64","type":"double","optional":false},
+        {"field":"b","type":"boolean","optional":false},
+        {"field":"s","type":"string","optional":false},
+        {"field":"opt","type":"string","optional":true},
+        {"field":"dflt","type":"int32","optional":false,"default":42},
+        {"field":"raw","type":"bytes","optional":true},
+        {"field":"dec","type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}},
+        {"field":"day","type":"int32","optional":true,"name":"org.apache.kafka.connect.data.Date","version":1},
+        {"field":"list","type":"array","optional":true,"items":{"type":"int32","optional":false}},
+        {"field":"map","type":"map","optional":true,"keys":{"type":"string","optional":false},"values":{"type":"int64","optional":true}},
+        {"field":"inner","type":"struct","optional":true,"fields":[
+            {"field":"x","type":"int64","optional":false},
+            {"field":"y","type":"string","optional":true}]}
+    ]}"#;
+
+    #[test]
+    fn typed_reading_matches_the_general_path() {
+        let schema = Arc::new(
+            schema_from_json(&serde_json::from_str(EVERY_TYPE).expect("json")).expect("schema"),
+        );
+        let base = r#""i8":-128,"i16":32767,"i32":-2147483648,"i64":9223372036854775807,"f32":1.5,"f64":-2.25e10,"b":true,"s":"a\"b\u00e9""#;
+        let payloads = [
+            // Fits: every field, members in any order, extra members, nulls, defaults.
+            format!(
+                r#"{{{base},"opt":null,"dflt":7,"raw":"AQI=","dec":"AfQ=","day":19000,"list":[1,2],"map":{{"k":1,"n":null}},"inner":{{"x":3,"y":"z"}}}}"#
+            ),
+            format!(
+                r#"{{"inner":{{"y":null,"x":-1}},{base},"unknown":{{"deep":[1,{{"a":null}}]}},"dec":5.0}}"#
+            ),
+            format!(r#"{{{base},"dflt":null,"f32":3,"f64":18446744073709551615}}"#),
+            format!(r#"{{{base},"s":"first","s":"last"}}"#),
+            format!(r#" {{ {base} , "list" : [ ] }} "#),
+            // Does not fit: each a different way.
+            format!(r#"{{{base},"i8":128}}"#),
+            format!(r#"{{{base},"i16":-32769}}"#),
+            format!(r#"{{{base},"i32":1.0}}"#),
+            format!(r#"{{{base},"i64":9223372036854775808}}"#),
+            format!(r#"{{{base},"b":1}}"#),
+            format!(r#"{{{base},"s":7}}"#),
+            format!(r#"{{{base},"s":null}}"#),
+            format!(r#"{{{base},"f64":"1"}}"#),
+            format!(r#"{{{base},"raw":"not base64!"}}"#),
+            format!(r#"{{{base},"list":[1,"2"]}}"#),
+            format!(r#"{{{base},"inner":{{"y":"no x"}}}}"#),
+            format!(r#"{{{base},"inner":[1]}}"#),
+            r#"{"i8":1}"#.to_owned(),
+            "[1,2]".to_owned(),
+            "null".to_owned(),
+            "7".to_owned(),
+        ];
+        let mut fits = 0;
+        for payload in &payloads {
+            let general = from_json(&schema, &serde_json::from_str(payload).expect("json"));
+            fits += usize::from(general.is_ok());
+            assert_eq!(read_typed(&schema, payload), general.ok(), "{payload}");
+        }
+        assert_eq!(fits, 5, "the first five payloads fit");
+        // Not JSON, or JSON with something after it: the general path's parse error.
+        assert_eq!(read_typed(&schema, &format!("{{{base}")), None);
+        assert_eq!(read_typed(&schema, &format!("{{{base}}} 1")), None);
+    }
+
+    #[test]
+    fn payloads_write_the_text_of_their_json_tree() {
+        let schema = Arc::new(
+            schema_from_json(&serde_json::from_str(EVERY_TYPE).expect("json")).expect("schema"),
+        );
+        let full = r#"{"i8":-128,"i16":32767,"i32":-2147483648,"i64":9223372036854775807,"f32":1.5,"f64":-2.25e10,"b":true,"s":"a\"b\u00e9\n","opt":null,"dflt":7,"raw":"AQI=","dec":"AfQ=","day":19000,"list":[1,2],"map":{"k":1,"n":null},"inner":{"x":3,"y":"z"}}"#;
+        let sparse = r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":0.1,"f64":1e300,"b":false,"s":""}"#;
+        let mut values: Vec<(Option<&Schema>, Value)> = [full, sparse]
+            .iter()
+            .map(|text| {
+                let json = serde_json::from_str(text).expect("json");
+                (Some(&*schema), from_json(&schema, &json).expect("fits"))
+            })
+            .collect();
+        // Defaults written for nulls, non-finite numbers as null, numeric decimals, maps
+        // with other keys than strings, and values without a schema.
+        let mut with_default = Schema::new(SchemaType::Int32);
+        with_default.default = Some(Value::Int32(9));
+        let decimal = Schema::decimal(2);
+        let non_string_keys = Value::Map(vec![(Value::Int32(1), Value::from("a"))]);
+        let extra = [
+            (Some(&with_default), Value::Null),
+            (None, Value::Float64(f64::NAN)),
+            (None, Value::Float32(f32::INFINITY)),
+            (Some(&decimal), Value::Bytes(vec![0x01, 0xf4])),
+            (None, non_string_keys),
+            (None, Value::Array(vec![Value::Int64(1), Value::Null])),
+        ];
+        values.extend(extra.iter().map(|(s, v)| (*s, v.clone())));
+        for format in [DecimalFormat::Base64, DecimalFormat::Numeric] {
+            for (schema, value) in &values {
+                let tree = to_json(*schema, value, format).expect("tree");
+                let payload = Payload {
+                    schema: *schema,
+                    value,
+                    decimal_format: format,
+                };
+                assert_eq!(
+                    serde_json::to_string(&payload).expect("payload"),
+                    tree.to_string(),
+                    "{value:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_envelopes_schema_text_follows_the_schema() {
+        let c = converter(true);
+        let int = Arc::new(Schema::new(SchemaType::Int32));
+        let text = Arc::new(Schema::new(SchemaType::String).optional());
+        for _ in 0..2 {
+            for (schema, value, expected) in [
+                (
+                    &int,
+                    Value::Int32(1),
+                    r#"{"schema":{"type":"int32","optional":false},"payload":1}"#,
+                ),
+                (
+                    &text,
+                    Value::from("x"),
+                    r#"{"schema":{"type":"string","optional":true},"payload":"x"}"#,
+                ),
+            ] {
+                let out = c
+                    .from_connect(&Data::new(schema.clone(), value))
+                    .expect("encode")
+                    .expect("some");
+                assert_eq!(String::from_utf8(out).expect("utf8"), expected);
+            }
+        }
+        let out = c
+            .from_connect(&Data::schemaless(Value::Int64(3)))
+            .expect("encode")
+            .expect("some");
+        assert_eq!(out, br#"{"schema":null,"payload":3}"#);
+    }
+
+    #[test]
+    fn a_payload_the_typed_reader_leaves_gets_the_general_paths_value_or_error() {
+        let mut c = converter(true);
+        let schema = r#"{"type":"struct","optional":false,"fields":[{"field":"n","type":"int32","optional":false}]}"#;
+        // The typed reader stops at the first "n"; a JSON object keeps the last.
+        let twice = format!(r#"{{"schema":{schema},"payload":{{"n":"x","n":5}}}}"#);
+        let data = c.to_connect(Some(twice.as_bytes())).expect("the last n");
+        assert_eq!(
+            data.value().as_struct().and_then(|s| s.get("n")),
+            Some(&Value::Int32(5))
+        );
+        let wrong = format!(r#"{{"schema":{schema},"payload":{{"n":"x"}}}}"#);
+        let err = c
+            .to_connect(Some(wrong.as_bytes()))
+            .expect_err("a string for an int32");
+        assert_eq!(err.to_string(), "Invalid type string for schema type INT32");
+        let missing = format!(r#"{{"schema":{schema},"payload":{{}}}}"#);
+        let err = c.to_connect(Some(missing.as_bytes())).expect_err("no n");
+        assert_eq!(
+            err.to_string(),
+            "Invalid null value for required INT32 field"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 pub mod json;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use wasmconnect_sdk::data::{Data, Schema, SchemaType, Value};
 
@@ -47,6 +47,11 @@ fn optional(t: SchemaType) -> Arc<Schema> {
     Arc::new(Schema::new(t).optional())
 }
 
+/// The schemas StringConverter and ByteArrayConverter give every record: one each, shared,
+/// rather than one allocated per record.
+static OPTIONAL_STRING: LazyLock<Arc<Schema>> = LazyLock::new(|| optional(SchemaType::String));
+static OPTIONAL_BYTES: LazyLock<Arc<Schema>> = LazyLock::new(|| optional(SchemaType::Bytes));
+
 impl Converter {
     /// The class, as error reports name it.
     pub fn class_name(&self) -> &'static str {
@@ -85,13 +90,13 @@ impl Converter {
             Converter::String => Ok(match bytes {
                 None => Data::NULL,
                 Some(b) => Data::new(
-                    optional(SchemaType::String),
+                    OPTIONAL_STRING.clone(),
                     String::from_utf8_lossy(b).into_owned(),
                 ),
             }),
             Converter::ByteArray => Ok(match bytes {
                 None => Data::NULL,
-                Some(b) => Data::new(optional(SchemaType::Bytes), Value::Bytes(b.to_vec())),
+                Some(b) => Data::new(OPTIONAL_BYTES.clone(), Value::Bytes(b.to_vec())),
             }),
         }
     }
