@@ -325,6 +325,9 @@ impl TopicCounter {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+            // As the worker's sink consumers: no 1 s pause each time the local queue
+            // passes 100,000 records.
+            .set("fetch.queue.backoff.ms", "10")
             .create()
             .expect("consumer");
         let mut assignment = rdkafka::TopicPartitionList::new();
