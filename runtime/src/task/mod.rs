@@ -179,6 +179,24 @@ pub struct TaskContext {
 /// new in the status topic.
 pub type ActiveTopics = Arc<Mutex<BTreeMap<String, TopicUse>>>;
 
+/// Records that task `task_id` used `topic`, unless the connector already has it.
+fn note_topic(topics: &ActiveTopics, task_id: u32, topic: &str) {
+    let mut topics = topics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !topics.contains_key(topic) {
+        let discovered_ms = epoch_millis();
+        topics.insert(
+            topic.to_owned(),
+            TopicUse {
+                task: task_id,
+                discovered_ms,
+                recorded: false,
+            },
+        );
+    }
+}
+
 /// Milliseconds since the epoch, as Kafka timestamps count.
 pub fn epoch_millis() -> i64 {
     std::time::SystemTime::now()
@@ -202,21 +220,7 @@ impl TaskContext {
     }
 
     fn note_topic(&self, topic: &str) {
-        let mut topics = self
-            .topics
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !topics.contains_key(topic) {
-            let discovered_ms = epoch_millis();
-            topics.insert(
-                topic.to_owned(),
-                TopicUse {
-                    task: self.task_id,
-                    discovered_ms,
-                    recorded: false,
-                },
-            );
-        }
+        note_topic(&self.topics, self.task_id, topic);
     }
 
     /// Waits while the target is `Pause`; returns false when cancelled.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use wasmconnect_sdk::data::{Header, Record};
 
 use super::chain::{Chain, Transformed};
@@ -14,7 +16,9 @@ use super::errors::{
     CONNECT_EXCEPTION, DATA_EXCEPTION, ErrorHandler, Failure, Original, RETRIABLE_EXCEPTION, Retry,
     RetryStep, Stage,
 };
-use super::{Backoff, State, Status, Target, TaskContext, TaskFailure, set_status};
+use super::{
+    ActiveTopics, Backoff, State, Status, Target, TaskContext, TaskFailure, note_topic, set_status,
+};
 use crate::config::connector;
 use crate::config::worker::prefixed;
 use crate::convert::{ConvertError, Converter, Converters};
@@ -30,38 +34,53 @@ pub async fn run_sink(mut ctx: TaskContext) {
     super::finish(&ctx, outcome);
 }
 
+/// What writes a sink task's batches: the plugin, the transforms, the error policy and
+/// the offsets to commit.
 struct SinkTask {
     consumer: Arc<StreamConsumer>,
     plugin: SinkInstance,
     /// The connector's plugin name, as error reports name the class that failed.
     plugin_class: String,
-    converters: Converters,
     chain: Chain,
     errors: ErrorHandler,
     /// Next offset to consume per partition, for records the plugin accepted.
     pending: BTreeMap<(Arc<str>, i32), i64>,
     last_commit: Instant,
+}
+
+/// What reads a sink task's records: on a task of its own, it consumes and converts the
+/// next batches while the plugin writes the one before ([`sink_loop`]).
+struct Intake {
+    consumer: Arc<StreamConsumer>,
+    converters: Converters,
     /// The topic of the last message, shared by the records that follow from it.
     topic: Option<Arc<str>>,
+    /// Its own view of the target state: a pause or stop ends a batch early, and while
+    /// the task is paused the intake waits (the task's loop polls the consumer then).
+    target: watch::Receiver<Target>,
+    /// Cancelled when the task stops.
+    cancel: CancellationToken,
+    /// Whether the error policy needs the records' bytes (a DLQ, or logged records).
+    keeps_bytes: bool,
+    max_records: usize,
+    connector: String,
+    task_id: u32,
+    topics: ActiveTopics,
 }
 
 /// One consumed batch on its way to the plugin: the records still alive, where each came
-/// from, and how far the batch reaches in each partition (failed and filtered records
+/// from, the records that did not convert (for the error policy, before the batch goes
+/// on), and how far the batch reaches in each partition (failed and filtered records
 /// included: their offsets are committed too).
 #[derive(Default)]
 struct Batch {
     records: Vec<Record>,
     originals: Vec<Original>,
+    unconverted: Vec<(Original, Failure)>,
     positions: BTreeMap<(Arc<str>, i32), i64>,
 }
 
 impl Batch {
-    fn clear(&mut self) {
-        self.records.clear();
-        self.originals.clear();
-        self.positions.clear();
-    }
-
     fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
@@ -160,30 +179,16 @@ impl SinkTask {
         Ok(())
     }
 
-    /// Converts one consumed message into the batch; a record that does not convert goes
-    /// to the error policy.
-    async fn take(
+    /// Gives the records of the batch that did not convert to the error policy.
+    async fn settle_unconverted(
         &mut self,
         ctx: &TaskContext,
-        m: &BorrowedMessage<'_>,
         batch: &mut Batch,
     ) -> Result<(), TaskFailure> {
-        let topic = match &self.topic {
-            Some(t) if **t == *m.topic() => t.clone(),
-            _ => self.topic.insert(Arc::from(m.topic())).clone(),
-        };
-        batch
-            .positions
-            .insert((topic.clone(), m.partition()), m.offset() + 1);
-        let original = Original::from_message(m, topic.clone(), self.errors.keeps_bytes());
-        match convert(&mut self.converters, m, topic) {
-            Ok(record) => {
-                batch.records.push(record);
-                batch.originals.push(original);
-                Ok(())
-            }
-            Err(failure) => self.errors.handle(ctx, &original, &failure).await,
+        for (original, failure) in std::mem::take(&mut batch.unconverted) {
+            self.errors.handle(ctx, &original, &failure).await?;
         }
+        Ok(())
     }
 
     /// Runs the batch through the transforms; failed records go to the error policy,
@@ -280,6 +285,79 @@ impl SinkTask {
     }
 }
 
+impl Intake {
+    /// Sends batches until the task stops or drops the receiving end.
+    async fn run(mut self, batches: mpsc::Sender<Batch>) {
+        loop {
+            while *self.target.borrow_and_update() == Target::Pause {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    changed = self.target.changed() => if changed.is_err() { return },
+                }
+            }
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let mut batch = Batch::default();
+            self.fill(&mut batch).await;
+            if !batch.is_empty() && batches.send(batch).await.is_err() {
+                return;
+            }
+            // Nobody can change the target any more: the task is going away.
+            if self.target.has_changed().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Consumes and converts up to `max_records` messages into `batch`: fewer when none
+    /// comes for [`BATCH_LINGER`], or when the task is stopped or its target changes.
+    async fn fill(&mut self, batch: &mut Batch) {
+        let deadline = tokio::time::Instant::now() + BATCH_LINGER;
+        // Messages borrow the consumer while they are taken in.
+        let consumer = self.consumer.clone();
+        let mut consumed = 0;
+        while consumed < self.max_records {
+            let received = tokio::select! {
+                () = self.cancel.cancelled() => break,
+                _ = self.target.changed() => break,
+                r = tokio::time::timeout_at(deadline, consumer.recv()) => r,
+            };
+            match received {
+                Err(_elapsed) => break,
+                Ok(Ok(message)) => {
+                    note_topic(&self.topics, self.task_id, message.topic());
+                    consumed += 1;
+                    self.take(&message, batch);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(connector = %self.connector, task = self.task_id, error = %e, "Consumer error.");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Converts one consumed message into the batch, or into its unconverted records.
+    fn take(&mut self, m: &BorrowedMessage<'_>, batch: &mut Batch) {
+        let topic = match &self.topic {
+            Some(t) if **t == *m.topic() => t.clone(),
+            _ => self.topic.insert(Arc::from(m.topic())).clone(),
+        };
+        batch
+            .positions
+            .insert((topic.clone(), m.partition()), m.offset() + 1);
+        let original = Original::from_message(m, topic.clone(), self.keeps_bytes);
+        match convert(&mut self.converters, m, topic) {
+            Ok(record) => {
+                batch.records.push(record);
+                batch.originals.push(original);
+            }
+            Err(failure) => batch.unconverted.push((original, failure)),
+        }
+    }
+}
+
 async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     let group = connector::sink_group(&ctx.connector, &ctx.connector_config);
     let client_id = format!("connector-consumer-{}", ctx.task_name());
@@ -331,57 +409,84 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         .map_err(|e| call_failure("Sink plugin failed to open", e))?;
     let chain = Chain::for_task(ctx, limits).await?;
     let errors = ErrorHandler::for_task(ctx)?;
+    let consumer = Arc::new(consumer);
+    let intake = Intake {
+        consumer: consumer.clone(),
+        converters,
+        topic: None,
+        target: ctx.target.clone(),
+        cancel: ctx.cancel.child_token(),
+        keeps_bytes: errors.keeps_bytes(),
+        connector: ctx.connector.clone(),
+        task_id: ctx.task_id,
+        topics: ctx.topics.clone(),
+        max_records: connector::sink_batch_max_records(
+            &ctx.connector_config,
+            &ctx.worker.config.raw,
+        ),
+    };
     let mut task = SinkTask {
-        consumer: Arc::new(consumer),
+        consumer,
         plugin,
         plugin_class: ctx.plugin.name.clone(),
-        converters,
         chain,
         errors,
         pending: BTreeMap::new(),
         last_commit: Instant::now(),
-        topic: None,
     };
-    let max_records =
-        connector::sink_batch_max_records(&ctx.connector_config, &ctx.worker.config.raw);
-    let flush_interval = ctx.worker.config.offset_flush_interval;
     set_status(&ctx.status, Status::new(State::Running));
     tracing::info!(connector = %ctx.connector, task = ctx.task_id, group = %group, "Sink task started.");
 
-    let mut batch = Batch::default();
-    // Messages borrow the consumer while the task takes them in.
-    let consumer = task.consumer.clone();
+    // The plugin writes a batch while the intake consumes and converts the next ones
+    // (up to two ahead): the two share the machine's cores. A batch consumed but not
+    // written when the task stops is not committed: it is consumed again.
+    let stop_intake = intake.cancel.clone();
+    let (sender, mut batches) = mpsc::channel(1);
+    let intake = tokio::spawn(intake.run(sender));
+    let outcome = write_batches(ctx, &mut task, &mut batches).await;
+    stop_intake.cancel();
+    drop(batches);
+    // The consumer leaves its group only when the intake has let it go.
+    if let Err(e) = intake.await {
+        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "The sink intake failed.");
+    }
+    outcome?;
+    // Clean shutdown: flush and commit what the plugin accepted.
+    let committed = task.commit(ctx).await;
+    if let Err(e) = task.plugin.close().await {
+        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Sink plugin failed to close.");
+    }
+    task.chain.close().await;
+    committed
+}
+
+/// Writes the intake's batches until the task stops; commits on the flush interval.
+async fn write_batches(
+    ctx: &mut TaskContext,
+    task: &mut SinkTask,
+    batches: &mut mpsc::Receiver<Batch>,
+) -> Result<(), TaskFailure> {
+    let flush_interval = ctx.worker.config.offset_flush_interval;
     loop {
         if ctx.cancel.is_cancelled() {
             break;
         }
         if *ctx.target.borrow() == Target::Pause {
-            pause(ctx, &mut task).await?;
+            pause(ctx, task).await?;
             continue;
         }
-        batch.clear();
-        let deadline = tokio::time::Instant::now() + BATCH_LINGER;
-        let mut consumed = 0;
-        while consumed < max_records {
-            let received = tokio::select! {
-                () = ctx.cancel.cancelled() => break,
-                _ = ctx.target.changed() => break,
-                r = tokio::time::timeout_at(deadline, consumer.recv()) => r,
-            };
-            match received {
-                Err(_elapsed) => break,
-                Ok(Ok(message)) => {
-                    ctx.note_topic(message.topic());
-                    consumed += 1;
-                    task.take(ctx, &message, &mut batch).await?;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Consumer error.");
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() {
+        let received = tokio::select! {
+            () = ctx.cancel.cancelled() => break,
+            _ = ctx.target.changed() => None,
+            // Without records, the offsets of the last batches are still committed on time.
+            () = tokio::time::sleep(BATCH_LINGER) => None,
+            batch = batches.recv() => match batch {
+                Some(batch) => Some(batch),
+                None => break,
+            },
+        };
+        if let Some(mut batch) = received {
+            task.settle_unconverted(ctx, &mut batch).await?;
             task.transform(ctx, &mut batch).await?;
             if !task.deliver(ctx, &batch).await? {
                 break;
@@ -391,13 +496,7 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             task.commit(ctx).await?;
         }
     }
-    // Clean shutdown: flush and commit what the plugin accepted.
-    let committed = task.commit(ctx).await;
-    if let Err(e) = task.plugin.close().await {
-        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Sink plugin failed to close.");
-    }
-    task.chain.close().await;
-    committed
+    Ok(())
 }
 
 /// Pauses every assigned partition but keeps polling, so the task keeps its group
