@@ -273,6 +273,19 @@ impl Connection {
         self.inner.execute(statement, params)
     }
 
+    /// [`Connection::execute`] with the parameters taken from where they are, such as the
+    /// cells of many rows: each is copied once, into the call, with no slice built first.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn execute_each<'a>(
+        &self,
+        statement: &str,
+        params: impl IntoIterator<Item = &'a SqlValue>,
+    ) -> Result<u64, SqlError> {
+        self.inner.execute_each(statement, params)
+    }
+
     /// Runs a query and returns all its rows.
     ///
     /// # Errors
@@ -416,7 +429,16 @@ mod imp {
         }
 
         pub fn execute(&self, statement: &str, p: &[SqlValue]) -> Result<u64, SqlError> {
-            self.0.execute(statement, &params(p)).map_err(error)
+            self.execute_each(statement, p)
+        }
+
+        pub fn execute_each<'a>(
+            &self,
+            statement: &str,
+            p: impl IntoIterator<Item = &'a SqlValue>,
+        ) -> Result<u64, SqlError> {
+            let p: Vec<wit::SqlValue> = p.into_iter().map(to_wit).collect();
+            self.0.execute(statement, &p).map_err(error)
         }
 
         pub fn query(&self, statement: &str, p: &[SqlValue]) -> Result<RowSet, SqlError> {
@@ -484,6 +506,13 @@ mod imp {
             match self.0 {}
         }
         pub fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, SqlError> {
+            match self.0 {}
+        }
+        pub fn execute_each<'a>(
+            &self,
+            _: &str,
+            _: impl IntoIterator<Item = &'a SqlValue>,
+        ) -> Result<u64, SqlError> {
             match self.0 {}
         }
         pub fn query(&self, _: &str, _: &[SqlValue]) -> Result<RowSet, SqlError> {

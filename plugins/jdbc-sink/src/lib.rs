@@ -90,7 +90,7 @@ const MAX_CACHED_INSERTS: usize = 64;
 
 /// Consecutive changes that share one statement.
 struct Run<'a> {
-    table: TableId,
+    table: Rc<TableId>,
     changes: Vec<(usize, &'a Change)>,
 }
 
@@ -265,11 +265,10 @@ impl JdbcSink {
                     let statement = sql
                         .delete(&run.table, &columns, chunk.len())
                         .map_err(WriteError::Schema)?;
-                    let params: Vec<SqlValue> = chunk
+                    let params = chunk
                         .iter()
-                        .flat_map(|(_, c)| c.cells().iter().map(|cell| cell.value.clone()))
-                        .collect();
-                    db.execute(&statement, &params)?;
+                        .flat_map(|(_, c)| c.cells().iter().map(|cell| &cell.value));
+                    db.execute_each(&statement, params)?;
                 }
             }
             Change::Write { key_count, .. } => {
@@ -280,9 +279,8 @@ impl JdbcSink {
                         .map_err(WriteError::Schema)?;
                     for (_, change) in &run.changes {
                         let (keys, rest) = change.cells().split_at(key_count);
-                        let params: Vec<SqlValue> =
-                            rest.iter().chain(keys).map(|c| c.value.clone()).collect();
-                        db.execute(&statement, &params)?;
+                        let params = rest.iter().chain(keys).map(|c| &c.value);
+                        db.execute_each(&statement, params)?;
                     }
                     return Ok(());
                 }
@@ -310,11 +308,10 @@ impl JdbcSink {
                         chunk.len(),
                         upsert,
                     )?;
-                    let params: Vec<SqlValue> = chunk
+                    let params = chunk
                         .iter()
-                        .flat_map(|cells| cells.iter().map(|c| c.value.clone()))
-                        .collect();
-                    db.execute(&statement, &params)?;
+                        .flat_map(|cells| cells.iter().map(|c| &c.value));
+                    db.execute_each(&statement, params)?;
                 }
             }
         }
@@ -354,15 +351,15 @@ impl JdbcSink {
     }
 
     /// Groups changes into runs of the same table, kind and columns, in order.
-    fn runs<'a>(&self, changes: &'a [(usize, TableId, Change)]) -> Vec<Run<'a>> {
+    fn runs<'a>(&self, changes: &'a [(usize, Rc<TableId>, Change)]) -> Vec<Run<'a>> {
         let mut runs: Vec<Run<'a>> = Vec::new();
         for (index, table, change) in changes {
             let same = runs.last().is_some_and(|run| {
                 run.table == *table
-                    && run.changes.first().is_some_and(|(_, c)| {
-                        std::mem::discriminant(*c) == std::mem::discriminant(change)
-                            && c.shape() == change.shape()
-                    })
+                    && run
+                        .changes
+                        .first()
+                        .is_some_and(|(_, c)| c.same_shape(change))
             });
             if same {
                 if let Some(run) = runs.last_mut() {
@@ -401,7 +398,7 @@ impl JdbcSink {
     /// records the database rejects are reported and the others written.
     fn write_one_by_one(
         &self,
-        changes: &[(usize, TableId, Change)],
+        changes: &[(usize, Rc<TableId>, Change)],
     ) -> Result<Vec<RecordFailure>, WriteError> {
         let Some(db) = &self.db else {
             return Err(WriteError::Transient("no database connection".into()));
@@ -489,13 +486,15 @@ impl Sink for JdbcSink {
         let mut failures = Vec::new();
         let mut changes = Vec::with_capacity(records.len());
         // The records of a batch mostly share a topic: its table is worked out once.
-        let mut last: Option<(&str, TableId)> = None;
+        let mut last: Option<(&str, Rc<TableId>)> = None;
         for (index, record) in records.iter().enumerate() {
             let table = match &last {
                 Some((topic, table)) if *topic == &*record.topic => table.clone(),
                 _ => {
-                    let table =
-                        TableId::from_format(&self.settings.table_name_format, &record.topic);
+                    let table = Rc::new(TableId::from_format(
+                        &self.settings.table_name_format,
+                        &record.topic,
+                    ));
                     last = Some((&record.topic, table.clone()));
                     table
                 }
@@ -513,8 +512,13 @@ impl Sink for JdbcSink {
         }
         // Tables first: DDL outside the batch's transaction (MySQL commits on DDL).
         let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
+        let mut previous: Option<(&TableId, &Change)> = None;
         for (_, table, change) in &changes {
-            if !checked.insert((table, change.shape())) {
+            // Consecutive records mostly share a table and columns: those are compared,
+            // not hashed.
+            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
+            previous = Some((&**table, change));
+            if repeated || !checked.insert((&**table, change.shape())) {
                 continue;
             }
             match self.ensure_table(table, change.cells()) {

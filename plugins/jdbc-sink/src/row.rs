@@ -42,6 +42,18 @@ impl Change {
     pub fn shape(&self) -> Vec<&str> {
         self.cells().iter().map(|c| c.spec.name.as_str()).collect()
     }
+
+    /// Whether two changes are of one kind and bind the same columns in the same order
+    /// (what [`Change::shape`] compares, without building it).
+    pub fn same_shape(&self, other: &Change) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.cells().len() == other.cells().len()
+            && self
+                .cells()
+                .iter()
+                .zip(other.cells())
+                .all(|(a, b)| a.spec.name == b.spec.name)
+    }
 }
 
 /// A row's key values, compared and hashed by value (a double by its bits, so `-0.0` and

@@ -7,7 +7,7 @@ use rdkafka::Message;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use wasmconnect_sdk::data::{Data, Record, SourcePosition, SourceRecord};
+use wasmconnect_sdk::data::{Data, OffsetMap, Record, SourcePosition, SourceRecord};
 
 use super::chain::{Chain, Transformed};
 use super::errors::{DATA_EXCEPTION, ErrorHandler, Failure, Original, Stage};
@@ -54,6 +54,8 @@ struct SourceTask {
     in_flight: VecDeque<(Option<DeliveryFuture>, SourcePosition)>,
     /// Positions acknowledged but not yet flushed to the offset store.
     unflushed: BTreeMap<String, SourcePosition>,
+    /// The source partition of the last position recorded, and its offset-store key.
+    last_key: Option<(OffsetMap, String)>,
     last_flush: Instant,
 }
 
@@ -186,18 +188,22 @@ impl SourceTask {
             .value
             .from_connect(&r.value)
             .map_err(|e| failure(Stage::ValueConverter, &c.value, e))?;
-        let mut headers = OwnedHeaders::new();
-        for h in &r.headers {
-            let bytes = c
-                .header
-                .from_connect(&h.value)
-                .map_err(|e| failure(Stage::HeaderConverter, &c.header, e))?;
-            headers = headers.insert(KafkaHeader {
-                key: &h.key,
-                value: bytes.as_deref(),
-            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
+        // librdkafka allocates a header list: only for records that have headers.
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for h in &r.headers {
+                let bytes = c
+                    .header
+                    .from_connect(&h.value)
+                    .map_err(|e| failure(Stage::HeaderConverter, &c.header, e))?;
+                headers = headers.insert(KafkaHeader {
+                    key: &h.key,
+                    value: bytes.as_deref(),
+                });
+            }
+            record = record.headers(headers);
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).headers(headers);
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
@@ -279,10 +285,28 @@ impl SourceTask {
                     ));
                 }
             }
-            self.unflushed
-                .insert(offset_key(&ctx.connector, &position.partition), position);
+            self.record_position(ctx, position);
         }
         Ok(())
+    }
+
+    /// Keeps an acknowledged position for the next flush, the latest per partition. The
+    /// records of a batch mostly share a partition: its key is worked out once.
+    fn record_position(&mut self, ctx: &TaskContext, position: SourcePosition) {
+        match &self.last_key {
+            Some((partition, key)) if *partition == position.partition => {
+                if let Some(kept) = self.unflushed.get_mut(key) {
+                    *kept = position;
+                } else {
+                    self.unflushed.insert(key.clone(), position);
+                }
+            }
+            _ => {
+                let key = offset_key(&ctx.connector, &position.partition);
+                self.last_key = Some((position.partition.clone(), key.clone()));
+                self.unflushed.insert(key, position);
+            }
+        }
     }
 
     /// Writes acknowledged positions to the offset store and tells the plugin.
@@ -360,6 +384,7 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         known_topics: HashSet::new(),
         in_flight: VecDeque::new(),
         unflushed: BTreeMap::new(),
+        last_key: None,
         last_flush: Instant::now(),
     };
     let max_records =
