@@ -66,7 +66,8 @@ impl From<SqlError> for WriteError {
 
 #[derive(Debug)]
 pub struct JdbcSink {
-    settings: Settings,
+    /// Shared, so a batch's changes can borrow names from it while the sink changes.
+    settings: Rc<Settings>,
     db: Option<Connection>,
     sql: Option<Sql>,
     tables: BTreeMap<TableId, TableInfo>,
@@ -91,7 +92,7 @@ const MAX_CACHED_INSERTS: usize = 64;
 /// Consecutive changes that share one statement.
 struct Run<'a> {
     table: Rc<TableId>,
-    changes: Vec<(usize, &'a Change)>,
+    changes: Vec<(usize, &'a Change<'a>)>,
 }
 
 impl JdbcSink {
@@ -152,21 +153,21 @@ impl JdbcSink {
 
     /// Makes sure `table` exists with every column of `cells`, creating or altering it
     /// when allowed.
-    fn ensure_table(&mut self, table: &TableId, cells: &[Cell]) -> Result<(), WriteError> {
+    fn ensure_table(&mut self, table: &TableId, cells: &[Cell<'_>]) -> Result<(), WriteError> {
         self.connection()
             .map_err(|e| WriteError::Transient(e.message().to_owned()))?;
         let (Some(db), Some(sql)) = (self.db.as_ref(), self.sql) else {
             return Err(WriteError::Transient("no database connection".into()));
         };
         if let Some(info) = self.tables.get(table)
-            && cells.iter().all(|c| info.column(&c.spec.name).is_some())
+            && cells.iter().all(|c| info.column(c.spec.name).is_some())
         {
             return Ok(());
         }
         let info = match JdbcSink::describe(db, sql, table)? {
             Some(info) => info,
             None if self.settings.auto_create => {
-                let specs: Vec<ColumnSpec> = cells.iter().map(|c| c.spec.clone()).collect();
+                let specs: Vec<ColumnSpec> = cells.iter().map(|c| c.spec.column()).collect();
                 let create = sql
                     .create_table(table, &specs)
                     .map_err(WriteError::Schema)?;
@@ -196,8 +197,8 @@ impl JdbcSink {
         }
         let missing: Vec<ColumnSpec> = cells
             .iter()
-            .filter(|c| info.column(&c.spec.name).is_none())
-            .map(|c| c.spec.clone())
+            .filter(|c| info.column(c.spec.name).is_none())
+            .map(|c| c.spec.column())
             .collect();
         if missing.is_empty() {
             self.tables.insert(table.clone(), info);
@@ -246,7 +247,7 @@ impl JdbcSink {
             .cells()
             .iter()
             .map(|c| {
-                info.column(&c.spec.name).ok_or_else(|| {
+                info.column(c.spec.name).ok_or_else(|| {
                     WriteError::Schema(format!(
                         "table {} has no column {:?}",
                         run.table, c.spec.name
@@ -287,11 +288,12 @@ impl JdbcSink {
                 let upsert = self.settings.insert_mode == InsertMode::Upsert;
                 // One statement cannot touch a key twice (PostgreSQL refuses it): the last
                 // write of a key wins, as it would row by row.
-                let mut rows: Vec<&[Cell]> = run.changes.iter().map(|(_, c)| c.cells()).collect();
+                let mut rows: Vec<&[Cell<'_>]> =
+                    run.changes.iter().map(|(_, c)| c.cells()).collect();
                 if upsert && key_count > 0 {
                     let mut seen: HashSet<row::KeyValues<'_>, row::KeyHash> =
                         HashSet::with_capacity_and_hasher(rows.len(), row::KeyHash::default());
-                    let mut kept: Vec<&[Cell]> = rows
+                    let mut kept: Vec<&[Cell<'_>]> = rows
                         .into_iter()
                         .rev()
                         .filter(|cells| seen.insert(row::KeyValues(&cells[..key_count])))
@@ -351,7 +353,7 @@ impl JdbcSink {
     }
 
     /// Groups changes into runs of the same table, kind and columns, in order.
-    fn runs<'a>(&self, changes: &'a [(usize, Rc<TableId>, Change)]) -> Vec<Run<'a>> {
+    fn runs<'a>(&self, changes: &'a [(usize, Rc<TableId>, Change<'a>)]) -> Vec<Run<'a>> {
         let mut runs: Vec<Run<'a>> = Vec::new();
         for (index, table, change) in changes {
             let same = runs.last().is_some_and(|run| {
@@ -398,7 +400,7 @@ impl JdbcSink {
     /// records the database rejects are reported and the others written.
     fn write_one_by_one(
         &self,
-        changes: &[(usize, Rc<TableId>, Change)],
+        changes: &[(usize, Rc<TableId>, Change<'_>)],
     ) -> Result<Vec<RecordFailure>, WriteError> {
         let Some(db) = &self.db else {
             return Err(WriteError::Transient("no database connection".into()));
@@ -471,7 +473,7 @@ impl Sink for JdbcSink {
         let settings = Settings::from_config(&config)?;
         let mut sink = JdbcSink {
             retries_left: settings.max_retries,
-            settings,
+            settings: Rc::new(settings),
             db: None,
             sql: None,
             tables: BTreeMap::new(),
@@ -484,6 +486,7 @@ impl Sink for JdbcSink {
 
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
         let mut failures = Vec::new();
+        let settings = Rc::clone(&self.settings);
         let mut changes = Vec::with_capacity(records.len());
         // The records of a batch mostly share a topic: its table is worked out once.
         let mut last: Option<(&str, Rc<TableId>)> = None;
@@ -499,7 +502,7 @@ impl Sink for JdbcSink {
                     table
                 }
             };
-            match row::change_of(record, &self.settings) {
+            match row::change_of(record, &settings) {
                 Ok(change) => changes.push((index, table, change)),
                 Err(message) => failures.push(RecordFailure {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -512,7 +515,7 @@ impl Sink for JdbcSink {
         }
         // Tables first: DDL outside the batch's transaction (MySQL commits on DDL).
         let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
-        let mut previous: Option<(&TableId, &Change)> = None;
+        let mut previous: Option<(&TableId, &Change<'_>)> = None;
         for (_, table, change) in &changes {
             // Consecutive records mostly share a table and columns: those are compared,
             // not hashed.

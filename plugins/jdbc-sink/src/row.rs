@@ -13,25 +13,58 @@ use wasmconnect_sdk::sql::SqlValue;
 use crate::config::{PkMode, Settings};
 use crate::dialect::{ColType, ColumnSpec};
 
+/// A cell's column, its name borrowed from the record's schema or value, or from the
+/// settings: a batch's rows name their columns without a copy each, and rows read
+/// through one schema share the very same names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellSpec<'a> {
+    pub name: &'a str,
+    pub col_type: ColType,
+    pub optional: bool,
+    pub key: bool,
+}
+
+impl CellSpec<'_> {
+    /// The column to create or add for this cell.
+    pub fn column(&self) -> ColumnSpec {
+        ColumnSpec {
+            name: self.name.to_owned(),
+            col_type: self.col_type,
+            optional: self.optional,
+            key: self.key,
+            default: None,
+        }
+    }
+}
+
 /// One column of a row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cell {
-    pub spec: ColumnSpec,
+pub struct Cell<'a> {
+    pub spec: CellSpec<'a>,
     pub value: SqlValue,
 }
 
 /// What a record turns into.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Change {
+pub enum Change<'a> {
     /// Insert, upsert or update: key cells first, then the rest.
-    Write { cells: Vec<Cell>, key_count: usize },
+    Write {
+        cells: Vec<Cell<'a>>,
+        key_count: usize,
+    },
     /// A tombstone with `delete.enabled`: the key cells.
-    Delete { keys: Vec<Cell> },
+    Delete { keys: Vec<Cell<'a>> },
 }
 
-impl Change {
+/// Whether two column names are the same: the same text in memory (rows of one schema),
+/// or equal text.
+fn same_name(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+impl<'a> Change<'a> {
     /// The cells a statement binds: the row, or the key of a delete.
-    pub fn cells(&self) -> &[Cell] {
+    pub fn cells(&self) -> &[Cell<'a>] {
         match self {
             Change::Write { cells, .. } => cells,
             Change::Delete { keys } => keys,
@@ -39,20 +72,20 @@ impl Change {
     }
 
     /// Column names, to tell when consecutive records can share one statement.
-    pub fn shape(&self) -> Vec<&str> {
-        self.cells().iter().map(|c| c.spec.name.as_str()).collect()
+    pub fn shape(&self) -> Vec<&'a str> {
+        self.cells().iter().map(|c| c.spec.name).collect()
     }
 
     /// Whether two changes are of one kind and bind the same columns in the same order
     /// (what [`Change::shape`] compares, without building it).
-    pub fn same_shape(&self, other: &Change) -> bool {
+    pub fn same_shape(&self, other: &Change<'_>) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
             && self.cells().len() == other.cells().len()
             && self
                 .cells()
                 .iter()
                 .zip(other.cells())
-                .all(|(a, b)| a.spec.name == b.spec.name)
+                .all(|(a, b)| same_name(a.spec.name, b.spec.name))
     }
 }
 
@@ -60,7 +93,7 @@ impl Change {
 /// `0.0` stay apart, as they would in the database's key), to find the last write of
 /// each key in a batch.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyValues<'a>(pub &'a [Cell]);
+pub struct KeyValues<'a>(pub &'a [Cell<'a>]);
 
 impl PartialEq for KeyValues<'_> {
     fn eq(&self, other: &Self) -> bool {
@@ -224,13 +257,13 @@ fn fields_of<'a>(value: &'a Value, schema: Option<&'a Arc<Schema>>) -> Option<Ve
 }
 
 /// Builds one cell; `key` cells are never nullable.
-fn cell(
-    name: &str,
+fn cell<'a>(
+    name: &'a str,
     value: &Value,
     schema: Option<&Arc<Schema>>,
     key: bool,
     settings: &Settings,
-) -> Result<Cell, String> {
+) -> Result<Cell<'a>, String> {
     let mut value = value;
     if value.is_null()
         && settings.replace_null_with_default
@@ -246,19 +279,18 @@ fn cell(
         return Err(format!("the key field {name:?} is null"));
     }
     Ok(Cell {
-        spec: ColumnSpec {
-            name: name.to_owned(),
+        spec: CellSpec {
+            name,
             col_type,
             optional: optional && !key,
             key,
-            default: None,
         },
         value: sql_value(value, col_type, settings.tz_offset_secs)
             .map_err(|e| format!("field {name:?}: {e}"))?,
     })
 }
 
-fn kafka_keys(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String> {
+fn kafka_keys<'a>(record: &Record, settings: &'a Settings) -> Result<Vec<Cell<'a>>, String> {
     let names: Vec<&str> = if settings.pk_fields.len() == 3 {
         settings.pk_fields.iter().map(String::as_str).collect()
     } else {
@@ -270,15 +302,14 @@ fn kafka_keys(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String>
         (Value::Int64(record.offset.unwrap_or(-1)), ColType::Int64),
     ];
     Ok(names
-        .iter()
+        .into_iter()
         .zip(values)
         .map(|(name, (value, col_type))| Cell {
-            spec: ColumnSpec {
-                name: (*name).to_owned(),
+            spec: CellSpec {
+                name,
                 col_type,
                 optional: false,
                 key: true,
-                default: None,
             },
             value: sql_value(&value, col_type, 0).unwrap_or(SqlValue::Null),
         })
@@ -287,11 +318,11 @@ fn kafka_keys(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String>
 
 /// Key cells from the fields of the record's `part` (key or value): those named by
 /// `pk.fields`, or all of them when it is empty.
-fn key_cells(
-    fields: &[NamedField<'_>],
+fn key_cells<'a>(
+    fields: &[NamedField<'a>],
     part: &str,
     settings: &Settings,
-) -> Result<Vec<Cell>, String> {
+) -> Result<Vec<Cell<'a>>, String> {
     let wanted: Vec<&str> = if settings.pk_fields.is_empty() {
         fields.iter().map(|(n, _, _)| *n).collect()
     } else {
@@ -300,18 +331,21 @@ fn key_cells(
     wanted
         .iter()
         .map(|name| {
-            let (_, v, s) = fields
+            let (n, v, s) = fields
                 .iter()
                 .find(|(n, _, _)| n == name)
                 .ok_or_else(|| format!("the record {part} has no field {name:?} (pk.fields)"))?;
-            cell(name, v, *s, true, settings)
+            cell(n, v, *s, true, settings)
         })
         .collect()
 }
 
 /// Key cells from the record key: a primitive (one `pk.fields` name), or a struct or map
 /// (all its fields, or those in `pk.fields`).
-fn record_key_cells(record: &Record, settings: &Settings) -> Result<Vec<Cell>, String> {
+fn record_key_cells<'a>(
+    record: &'a Record,
+    settings: &'a Settings,
+) -> Result<Vec<Cell<'a>>, String> {
     let key = record.key.value();
     if key.is_null() {
         return Err("pk.mode record_key needs a non-null record key".into());
@@ -338,7 +372,7 @@ fn record_key_cells(record: &Record, settings: &Settings) -> Result<Vec<Cell>, S
 ///
 /// # Errors
 /// Why this record cannot be written; the message names the field.
-pub fn change_of(record: &Record, settings: &Settings) -> Result<Change, String> {
+pub fn change_of<'a>(record: &'a Record, settings: &'a Settings) -> Result<Change<'a>, String> {
     if record.is_tombstone() {
         if !settings.delete_enabled {
             return Err(format!(
@@ -368,7 +402,10 @@ pub fn change_of(record: &Record, settings: &Settings) -> Result<Change, String>
     };
     let key_count = cells.len();
     for (name, v, s) in fields {
-        if cells[..key_count].iter().any(|c| c.spec.name == name) {
+        if cells[..key_count]
+            .iter()
+            .any(|c| same_name(c.spec.name, name))
+        {
             continue;
         }
         if !settings.fields_whitelist.is_empty()
@@ -395,12 +432,11 @@ mod tests {
     fn key_values_compare_by_value_and_type() {
         use std::collections::HashSet;
         let cell = |value: SqlValue| Cell {
-            spec: ColumnSpec {
-                name: "id".into(),
+            spec: CellSpec {
+                name: "id",
                 col_type: ColType::Int64,
                 optional: false,
                 key: true,
-                default: None,
             },
             value,
         };
@@ -453,13 +489,12 @@ mod tests {
             ("pk.fields", "id"),
             ("fields.whitelist", "name"),
         ]);
-        let Change::Write { cells, key_count } =
-            change_of(&user(5, Some("a")), &s).expect("change")
-        else {
+        let record = user(5, Some("a"));
+        let Change::Write { cells, key_count } = change_of(&record, &s).expect("change") else {
             panic!("a write");
         };
         assert_eq!(key_count, 1);
-        let names: Vec<_> = cells.iter().map(|c| c.spec.name.as_str()).collect();
+        let names: Vec<_> = cells.iter().map(|c| c.spec.name).collect();
         assert_eq!(names, ["id", "name"]);
         assert_eq!(cells[0].value, SqlValue::Int(5));
         assert!(!cells[0].spec.optional);
@@ -468,8 +503,8 @@ mod tests {
     #[test]
     fn kafka_mode_adds_coordinates_and_logical_types_convert() {
         let s = settings(&[("pk.mode", "kafka")]);
-        let Change::Write { cells, key_count } = change_of(&user(1, None), &s).expect("change")
-        else {
+        let record = user(1, None);
+        let Change::Write { cells, key_count } = change_of(&record, &s).expect("change") else {
             panic!("a write");
         };
         assert_eq!(key_count, 3);
