@@ -143,6 +143,9 @@ impl JsonConverter {
         if !self.schemas_enable {
             return Ok(Data::schemaless(infer(&parse::<Json>(bytes)?)));
         }
+        if let Some(data) = self.read_known_envelope(bytes) {
+            return Ok(data);
+        }
         // The schema stays text until the cache has no schema of that text.
         let envelope = match serde_json::from_slice::<Envelope<'_>>(bytes) {
             Ok(envelope) => envelope,
@@ -168,6 +171,23 @@ impl JsonConverter {
             None => from_json(&schema, &parse::<Json>(payload.get().as_bytes())?)?,
         };
         Ok(Data::new(schema, value))
+    }
+
+    /// An envelope laid out as Kafka writes it, `{"schema":` then the last envelope's
+    /// schema text byte for byte, then `,"payload":` and the payload: only the payload
+    /// is parsed. `None` for anything else (other spacing or member order, another
+    /// schema, a payload that does not fit): the general path reads it.
+    fn read_known_envelope(&self, bytes: &[u8]) -> Option<Data> {
+        let (text, schema) = self.last.as_ref()?;
+        let rest = bytes.strip_prefix(br#"{"schema":"#)?;
+        let rest = rest.strip_prefix(text.as_bytes())?;
+        let rest = rest.strip_prefix(br#","payload":"#)?;
+        // The payload runs to the envelope's closing brace; if a member followed it, the
+        // payload would not parse as one value.
+        let end = rest.trim_ascii_end().strip_suffix(b"}")?;
+        let payload = std::str::from_utf8(end).ok()?;
+        let value = read_typed(schema, payload)?;
+        Some(Data::new(schema.clone(), value))
     }
 
     fn schema_from_cache(&mut self, text: &str) -> Result<Arc<Schema>, ConvertError> {
@@ -1104,6 +1124,50 @@ mod tests {
             .expect("encode")
             .expect("some");
         assert_eq!(out, br#"{"schema":null,"payload":3}"#);
+    }
+
+    #[test]
+    fn an_envelope_with_the_last_schema_text_reads_only_its_payload() {
+        let mut c = converter(true);
+        let schema = r#"{"type":"struct","optional":false,"fields":[{"field":"n","type":"int32","optional":false}]}"#;
+        let envelope = |rest: &str| format!(r#"{{"schema":{schema},"payload":{rest}"#);
+        let n = |data: &Data| data.value().as_struct().and_then(|s| s.get("n")).cloned();
+        // The first envelope caches the schema; the next ones take the byte comparison.
+        for i in 0..3 {
+            let data = c
+                .to_connect(Some(envelope(&format!(r#"{{"n":{i}}}}}"#)).as_bytes()))
+                .expect("envelope");
+            assert_eq!(n(&data), Some(Value::Int32(i)));
+        }
+        assert!(
+            c.read_known_envelope(envelope(r#"{"n":7}}"#).as_bytes())
+                .is_some()
+        );
+        let spaced = c
+            .to_connect(Some(envelope(" { \"n\" : 8 } } \n").as_bytes()))
+            .expect("spacing around the payload");
+        assert_eq!(n(&spaced), Some(Value::Int32(8)));
+        // What follows the payload is still checked, by the general path.
+        let extra = c.to_connect(Some(envelope(r#"{"n":1},"extra":2}"#).as_bytes()));
+        assert!(
+            extra
+                .expect_err("a third member")
+                .to_string()
+                .contains("requires \"schema\" and \"payload\"")
+        );
+        for broken in [r#"{"n":1}}x"#, r#"{"n":1}"#, r#"{"n":1"#] {
+            let err = c
+                .to_connect(Some(envelope(broken).as_bytes()))
+                .expect_err("not JSON");
+            assert!(
+                err.to_string().contains("serialization error"),
+                "{broken}: {err}"
+            );
+        }
+        let err = c
+            .to_connect(Some(envelope(r#"{"n":"x"}}"#).as_bytes()))
+            .expect_err("a string for an int32");
+        assert_eq!(err.to_string(), "Invalid type string for schema type INT32");
     }
 
     #[test]
