@@ -48,6 +48,12 @@ impl Cmd {
         self.args.push(arg.as_ref().to_vec());
     }
 
+    /// Appends an argument the caller already owns as bytes, without copying it.
+    pub fn arg_bytes(mut self, arg: Vec<u8>) -> Cmd {
+        self.args.push(arg);
+        self
+    }
+
     /// The command's name.
     pub fn name(&self) -> &[u8] {
         &self.args[0]
@@ -61,7 +67,9 @@ impl Cmd {
 /// Commands sent in one round trip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pipeline {
-    commands: Vec<Cmd>,
+    /// Each command's arguments, its name first: the form the call takes, so a pipeline
+    /// is sent without copying its commands.
+    commands: Vec<Vec<Vec<u8>>>,
     atomic: bool,
 }
 
@@ -77,7 +85,7 @@ impl Pipeline {
     }
 
     pub fn push(&mut self, cmd: Cmd) -> &mut Pipeline {
-        self.commands.push(cmd);
+        self.commands.push(cmd.args);
         self
     }
 
@@ -89,7 +97,8 @@ impl Pipeline {
         self.commands.is_empty()
     }
 
-    pub fn commands(&self) -> &[Cmd] {
+    /// Each command's arguments, its name first.
+    pub fn commands(&self) -> &[Vec<Vec<u8>>] {
         &self.commands
     }
 
@@ -238,10 +247,8 @@ mod imp {
         }
 
         pub fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, RedisError> {
-            let commands: Vec<Vec<Vec<u8>>> =
-                pipe.commands().iter().map(|c| c.args().to_vec()).collect();
             self.0
-                .pipeline(&commands, pipe.is_atomic())
+                .pipeline(pipe.commands(), pipe.is_atomic())
                 .map(|replies| replies.into_iter().map(reply).collect())
                 .map_err(error)
         }

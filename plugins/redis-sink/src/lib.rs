@@ -141,8 +141,17 @@ fn header_ttl(record: &Record) -> Result<Option<i64>, String> {
 pub fn plan(records: &[Record], settings: &Settings) -> Plan {
     let mut plan = Plan::default();
     plan.pipeline.atomic(settings.multiexec);
+    // The records of a batch mostly share a topic: its keyspace is worked out once.
+    let mut keyspace: Option<(&str, String)> = None;
     for (index, record) in records.iter().enumerate() {
-        if let Err(message) = plan_record(&mut plan, index, record, settings) {
+        let space = match &keyspace {
+            Some((topic, space)) if *topic == &*record.topic => space,
+            _ => {
+                let space = settings.keyspace.replace("${topic}", &record.topic);
+                &keyspace.insert((&record.topic, space)).1
+            }
+        };
+        if let Err(message) = plan_record(&mut plan, index, record, space, settings) {
             plan.fail(
                 index,
                 format!(
@@ -167,9 +176,9 @@ fn plan_record(
     plan: &mut Plan,
     index: usize,
     record: &Record,
+    keyspace: &str,
     settings: &Settings,
 ) -> Result<(), String> {
-    let keyspace = settings.keyspace.replace("${topic}", &record.topic);
     let record_key = text_of(record.key.value());
     let value = record.value.value();
     let tombstone = value.is_null();
@@ -180,25 +189,29 @@ fn plan_record(
         let key = if keyspace.is_empty() {
             member
         } else {
-            let mut key = keyspace.into_bytes();
-            key.extend_from_slice(settings.separator.as_bytes());
+            let separator = settings.separator.as_bytes();
+            let mut key = Vec::with_capacity(keyspace.len() + separator.len() + member.len());
+            key.extend_from_slice(keyspace.as_bytes());
+            key.extend_from_slice(separator);
             key.extend_from_slice(&member);
             key
         };
         if tombstone {
-            plan.push(index, Cmd::new("DEL").arg(&key));
+            plan.push(index, Cmd::new("DEL").arg_bytes(key));
             return Ok(());
         }
+        // The write takes the key; the expiry, if any, copies it first.
+        let expire = ttl.map(|ttl| Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
         let write = match kind {
             RedisType::String => Cmd::new("SET")
-                .arg(&key)
-                .arg(text_of(value).unwrap_or_default()),
+                .arg_bytes(key)
+                .arg_bytes(text_of(value).unwrap_or_default()),
             RedisType::Json => Cmd::new("JSON.SET")
-                .arg(&key)
+                .arg_bytes(key)
                 .arg("$")
-                .arg(text_of(value).unwrap_or_default()),
+                .arg_bytes(text_of(value).unwrap_or_default()),
             _ => {
-                let mut cmd = Cmd::new("HSET").arg(&key);
+                let mut cmd = Cmd::new("HSET").arg_bytes(key);
                 for (field, text) in fields_of(value)? {
                     cmd.push_arg(field);
                     cmd.push_arg(text);
@@ -207,16 +220,16 @@ fn plan_record(
             }
         };
         plan.push(index, write);
-        if let Some(ttl) = ttl {
-            plan.push(index, Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
+        if let Some(expire) = expire {
+            plan.push(index, expire);
         }
         return Ok(());
     }
-    let key = keyspace.into_bytes();
+    let key = keyspace.as_bytes();
     if kind == RedisType::Stream {
         // The record key is not part of a stream entry; a tombstone has nothing to delete.
         if !tombstone {
-            let mut cmd = Cmd::new("XADD").arg(&key).arg("*");
+            let mut cmd = Cmd::new("XADD").arg(key).arg("*");
             for (field, text) in fields_of(value)? {
                 cmd.push_arg(field);
                 cmd.push_arg(text);
@@ -226,20 +239,17 @@ fn plan_record(
     } else {
         let member = record_key.ok_or("the record has no key (the collection member)")?;
         let cmd = match (kind, tombstone) {
-            (RedisType::List, false) => Cmd::new("RPUSH").arg(&key).arg(&member),
-            (RedisType::List, true) => Cmd::new("LREM").arg(&key).arg("0").arg(&member),
-            (RedisType::Set, false) => Cmd::new("SADD").arg(&key).arg(&member),
-            (RedisType::Set, true) => Cmd::new("SREM").arg(&key).arg(&member),
-            (_, false) => Cmd::new("ZADD")
-                .arg(&key)
-                .arg(score_of(value)?)
-                .arg(&member),
-            (_, true) => Cmd::new("ZREM").arg(&key).arg(&member),
+            (RedisType::List, false) => Cmd::new("RPUSH").arg(key).arg(&member),
+            (RedisType::List, true) => Cmd::new("LREM").arg(key).arg("0").arg(&member),
+            (RedisType::Set, false) => Cmd::new("SADD").arg(key).arg(&member),
+            (RedisType::Set, true) => Cmd::new("SREM").arg(key).arg(&member),
+            (_, false) => Cmd::new("ZADD").arg(key).arg(score_of(value)?).arg(&member),
+            (_, true) => Cmd::new("ZREM").arg(key).arg(&member),
         };
         plan.push(index, cmd);
     }
     if !tombstone && let Some(ttl) = ttl {
-        plan.push(index, Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
+        plan.push(index, Cmd::new("EXPIRE").arg(key).arg(ttl.to_string()));
     }
     Ok(())
 }
@@ -335,8 +345,7 @@ mod tests {
             .commands()
             .iter()
             .map(|c| {
-                c.args()
-                    .iter()
+                c.iter()
                     .map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect::<Vec<_>>()
                     .join(" ")
