@@ -447,10 +447,9 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     stop_intake.cancel();
     drop(batches);
     // The consumer leaves its group only when the intake has let it go.
-    if let Err(e) = intake.await {
-        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "The sink intake failed.");
-    }
+    let intake = intake.await;
     outcome?;
+    intake.map_err(|e| TaskFailure::new("The sink intake failed", e))?;
     // Clean shutdown: flush and commit what the plugin accepted.
     let committed = task.commit(ctx).await;
     if let Err(e) = task.plugin.close().await {
