@@ -270,7 +270,7 @@ impl Connection {
     /// # Errors
     /// The database's error.
     pub fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<u64, SqlError> {
-        self.inner.execute(statement, params)
+        self.inner.execute_each(statement, params)
     }
 
     /// [`Connection::execute`] with the parameters taken from where they are, such as the
@@ -396,8 +396,8 @@ mod imp {
         }
     }
 
-    fn params(p: &[SqlValue]) -> Vec<wit::SqlValue> {
-        p.iter().map(to_wit).collect()
+    fn params<'a>(p: impl IntoIterator<Item = &'a SqlValue>) -> Vec<wit::SqlValue> {
+        p.into_iter().map(to_wit).collect()
     }
 
     fn rows(rows: Vec<Vec<wit::SqlValue>>) -> Vec<Vec<SqlValue>> {
@@ -428,17 +428,12 @@ mod imp {
             }
         }
 
-        pub fn execute(&self, statement: &str, p: &[SqlValue]) -> Result<u64, SqlError> {
-            self.execute_each(statement, p)
-        }
-
         pub fn execute_each<'a>(
             &self,
             statement: &str,
             p: impl IntoIterator<Item = &'a SqlValue>,
         ) -> Result<u64, SqlError> {
-            let p: Vec<wit::SqlValue> = p.into_iter().map(to_wit).collect();
-            self.0.execute(statement, &p).map_err(error)
+            self.0.execute(statement, &params(p)).map_err(error)
         }
 
         pub fn query(&self, statement: &str, p: &[SqlValue]) -> Result<RowSet, SqlError> {
@@ -503,9 +498,6 @@ mod imp {
 
     impl Connection {
         pub fn dialect(&self) -> Dialect {
-            match self.0 {}
-        }
-        pub fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, SqlError> {
             match self.0 {}
         }
         pub fn execute_each<'a>(

@@ -495,7 +495,7 @@ impl Sink for JdbcSink {
                 Some((topic, table)) if *topic == &*record.topic => table.clone(),
                 _ => {
                     let table = Rc::new(TableId::from_format(
-                        &self.settings.table_name_format,
+                        &settings.table_name_format,
                         &record.topic,
                     ));
                     last = Some((&record.topic, table.clone()));
