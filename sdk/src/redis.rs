@@ -196,6 +196,46 @@ impl Connection {
         }
         self.inner.pipeline(pipe)
     }
+
+    /// Sends every command of `pipe` and returns without waiting for the replies, so the
+    /// plugin can plan and send its next commands while Redis runs these. Commands reach
+    /// the server in the order they were sent, by this call, [`Connection::pipeline`] or
+    /// [`Connection::command`]; [`Pending::replies`] waits for them.
+    ///
+    /// At most 32 sends of a task await their replies at a time; another is refused
+    /// ([`RedisError::Command`]) until some [`Pending`]s are read or dropped.
+    ///
+    /// # Errors
+    /// The connection's failure, or too many sends awaiting replies.
+    pub fn send(&self, pipe: &Pipeline) -> Result<Pending, RedisError> {
+        if pipe.is_empty() {
+            return Ok(Pending { inner: None });
+        }
+        self.inner
+            .send(pipe)
+            .map(|inner| Pending { inner: Some(inner) })
+    }
+}
+
+/// The replies of a [`Connection::send`] still on their way.
+#[derive(Debug)]
+pub struct Pending {
+    /// `None` for an empty pipeline, which sent nothing.
+    inner: Option<imp::Pending>,
+}
+
+impl Pending {
+    /// Waits for the replies: one per command, in order, as [`Connection::pipeline`]
+    /// returns them.
+    ///
+    /// # Errors
+    /// The connection's failure, or an aborted MULTI/EXEC.
+    pub fn replies(self) -> Result<Vec<Reply>, RedisError> {
+        match self.inner {
+            Some(inner) => inner.replies(),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -252,6 +292,25 @@ mod imp {
                 .map(|replies| replies.into_iter().map(reply).collect())
                 .map_err(error)
         }
+
+        pub fn send(&self, pipe: &Pipeline) -> Result<Pending, RedisError> {
+            self.0
+                .send(pipe.commands(), pipe.is_atomic())
+                .map(Pending)
+                .map_err(error)
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Pending(wit::Pending);
+
+    impl Pending {
+        pub fn replies(self) -> Result<Vec<Reply>, RedisError> {
+            self.0
+                .replies()
+                .map(|replies| replies.into_iter().map(reply).collect())
+                .map_err(error)
+        }
     }
 }
 
@@ -277,6 +336,18 @@ mod imp {
             match self.0 {}
         }
         pub fn pipeline(&self, _: &Pipeline) -> Result<Vec<Reply>, RedisError> {
+            match self.0 {}
+        }
+        pub fn send(&self, _: &Pipeline) -> Result<Pending, RedisError> {
+            match self.0 {}
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Pending(Never);
+
+    impl Pending {
+        pub fn replies(self) -> Result<Vec<Reply>, RedisError> {
             match self.0 {}
         }
     }

@@ -289,6 +289,80 @@ fn a_record_redis_cannot_take_fails_the_task_with_a_clear_trace() {
     let _: i64 = r.del(format!("{topic}:1")).expect("redis");
 }
 
+/// A batch goes to Redis as a few pipelines sent back to back (`PARTS` in the plugin):
+/// commands still run in record order across them, and a command Redis rejects in a
+/// later part fails the record it came from.
+#[test]
+fn a_batch_sent_in_parts_keeps_record_order_and_blames_the_right_record() {
+    let rt = runtime();
+    let mut r = redis();
+    let big = json!({
+        "batch.max.records": "1000",
+        "consumer.override.max.poll.records": "1000",
+    });
+    // LIST: RPUSH of 1000 members, whose order in the list is the records' order.
+    let list = unique("redis-parts-list");
+    let members: Vec<_> = (0..1000).map(|i| kv(i, Some("x"))).collect();
+    // STRING: 600 writes, then tombstones of the first 300, in one batch when it fills.
+    let strings = unique("redis-parts-string");
+    let mut writes: Vec<_> = (0..600).map(|i| kv(i, Some("v"))).collect();
+    writes.extend((0..300).map(|i| kv(i, None)));
+    // HASH: record 700 of 800 meets a key that holds a string (WRONGTYPE).
+    let hashes = unique("redis-parts-hash");
+    let _: () = r.set(format!("{hashes}:700"), "a string").expect("redis");
+    let objects: Vec<_> = (0..800).map(|i| kv(i, Some(r#"{"n": 1}"#))).collect();
+    for (topic, records) in [(&list, &members), (&strings, &writes), (&hashes, &objects)] {
+        rt.block_on(create_topic(topic));
+        rt.block_on(produce(topic, records));
+    }
+
+    let worker = RestWorker::start(&bootstrap(), "");
+    let names = [
+        unique("redis-parts-list"),
+        unique("redis-parts-string"),
+        unique("redis-parts-hash"),
+    ];
+    worker.create(&names[0], sink(&list, "LIST", big.clone()));
+    worker.create(&names[1], sink(&strings, "STRING", big.clone()));
+    let mut hash_extra = big;
+    hash_extra["value.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
+    hash_extra["value.converter.schemas.enable"] = json!("false");
+    worker.create(&names[2], sink(&hashes, "HASH", hash_extra));
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    wait_redis(&worker, &all, "1000 list members", || {
+        r.llen::<_, i64>(&list).unwrap_or(0) >= 1000
+    });
+    let got: Vec<String> = r.lrange(&list, 0, -1).expect("LRANGE");
+    let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected, "members in record order");
+
+    wait_redis(&worker, &all, "the STRING keys", || {
+        (0..600).all(|i| {
+            r.exists::<_, bool>(format!("{strings}:{i}"))
+                .unwrap_or(true)
+                == (i >= 300)
+        })
+    });
+
+    let trace = worker.wait_task_failed(&names[2]);
+    assert!(
+        trace.contains("WRONGTYPE") && trace.contains("offset 700"),
+        "{trace}"
+    );
+    for name in &names[..2] {
+        let (state, trace) = worker.task_state(name);
+        assert_eq!(state, "RUNNING", "{name}: {trace}");
+    }
+
+    let mut keys: Vec<String> = (0..600).map(|i| format!("{strings}:{i}")).collect();
+    keys.extend((0..800).map(|i| format!("{hashes}:{i}")));
+    keys.push(list);
+    for chunk in keys.chunks(500) {
+        let _: i64 = r.del(chunk).expect("redis");
+    }
+}
+
 /// JSON needs the RedisJSON module: with it the document is stored, without it (Debian's
 /// Redis) the record fails with Redis' own "unknown command" in the task's trace.
 #[test]

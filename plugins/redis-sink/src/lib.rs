@@ -2,8 +2,11 @@
 //! connector (`com.redis.kafka.connect.RedisSinkConnector`), through the worker's `redis`
 //! capability.
 //!
-//! Each `put` becomes one pipeline (one round trip, whatever the batch size), optionally
-//! inside MULTI/EXEC. Commands follow record order, so a write and then a tombstone of the
+//! Each `put` is one round trip whatever the batch size: its records are planned in up to
+//! [`PARTS`] parts, each sent as a pipeline without waiting for the one before (Redis runs
+//! a part while the next is planned), and the replies are read once all are sent. With
+//! `redis.multiexec` the batch is one pipeline inside MULTI/EXEC. Commands follow record
+//! order across the parts, so a write and then a tombstone of the
 //! same key leave the key absent (the Java connector sends every delete first). A
 //! command Redis rejects (`WRONGTYPE`, say) fails its record alone; a broken connection
 //! makes the worker redeliver the batch, so delivery is at least once: replays are
@@ -22,8 +25,14 @@ pub use config::{RedisSinkConfig, RedisType, Settings};
 /// The header that overrides `redis.key.ttl` for one record.
 pub const TTL_HEADER: &str = "redis.key.ttl";
 
-/// A batch turned into commands: the pipeline, and for each command the index of the
-/// record it came from (`None` for the trailing WAIT).
+/// How many pipelines a batch is sent as, at most (one with `redis.multiexec`).
+pub const PARTS: usize = 4;
+
+/// The fewest records worth a pipeline of their own.
+const MIN_PART: usize = 64;
+
+/// Records (or part of a batch) turned into commands: the pipeline, and for each command
+/// the index in the batch of the record it came from (`None` for the closing WAIT).
 #[derive(Debug, Default)]
 pub struct Plan {
     pub pipeline: Pipeline,
@@ -42,6 +51,45 @@ impl Plan {
             index: u32::try_from(index).unwrap_or(u32::MAX),
             message,
         });
+    }
+
+    /// Ends the batch's last pipeline with `WAIT` when `redis.wait.replicas` asks for it
+    /// and the batch wrote anything (here or in a part `sent_before`).
+    fn close(&mut self, settings: &Settings, sent_before: bool) {
+        if settings.wait_replicas > 0 && (sent_before || !self.pipeline.is_empty()) {
+            self.pipeline.push(
+                Cmd::new("WAIT")
+                    .arg(settings.wait_replicas.to_string())
+                    .arg(settings.wait_timeout_ms.to_string()),
+            );
+            self.owners.push(None);
+        }
+    }
+
+    /// Reads the pipeline's replies: a rejected command fails its record (once), and too
+    /// few replicas acknowledging the WAIT fails the batch, to be retried.
+    fn settle(&mut self, replies: &[Reply], settings: &Settings) -> Result<(), PluginError> {
+        let mut failed: Vec<usize> = self.failures.iter().map(|f| f.index as usize).collect();
+        let owners = std::mem::take(&mut self.owners);
+        for (reply, owner) in replies.iter().zip(&owners) {
+            match (reply, owner) {
+                (Reply::Error(e), Some(index)) if !failed.contains(index) => {
+                    failed.push(*index);
+                    self.fail(*index, format!("Redis rejected its command: {e}"));
+                }
+                (Reply::Int(acked), None) if *acked < settings.wait_replicas => {
+                    return Err(PluginError::retriable(format!(
+                        "only {acked} of redis.wait.replicas={} replicas acknowledged the batch within {} ms",
+                        settings.wait_replicas, settings.wait_timeout_ms
+                    )));
+                }
+                (Reply::Error(e), None) => {
+                    return Err(PluginError::retriable(format!("WAIT failed: {e}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -139,11 +187,18 @@ fn header_ttl(record: &Record) -> Result<Option<i64>, String> {
 /// Turns a batch into one pipeline. Records that cannot be written (no key where one is
 /// needed, a value of the wrong shape) become failures and send nothing.
 pub fn plan(records: &[Record], settings: &Settings) -> Plan {
+    let mut plan = plan_part(records, 0, settings);
+    plan.close(settings, false);
+    plan
+}
+
+/// Plans `records`, which start at index `first` of their batch, without the closing WAIT.
+fn plan_part(records: &[Record], first: usize, settings: &Settings) -> Plan {
     let mut plan = Plan::default();
     plan.pipeline.atomic(settings.multiexec);
     // The records of a batch mostly share a topic: its keyspace is worked out once.
     let mut keyspace: Option<(&str, String)> = None;
-    for (index, record) in records.iter().enumerate() {
+    for (index, record) in (first..).zip(records) {
         let space = match &keyspace {
             Some((topic, space)) if *topic == &*record.topic => space,
             _ => {
@@ -161,15 +216,18 @@ pub fn plan(records: &[Record], settings: &Settings) -> Plan {
             );
         }
     }
-    if settings.wait_replicas > 0 && !plan.pipeline.is_empty() {
-        plan.pipeline.push(
-            Cmd::new("WAIT")
-                .arg(settings.wait_replicas.to_string())
-                .arg(settings.wait_timeout_ms.to_string()),
-        );
-        plan.owners.push(None);
-    }
     plan
+}
+
+/// The batch's records in the parts it is sent as: [`PARTS`] of them, none smaller than
+/// [`MIN_PART`] records, one with `redis.multiexec` (MULTI/EXEC wraps the whole batch).
+fn parts<'a>(records: &'a [Record], settings: &Settings) -> std::slice::Chunks<'a, Record> {
+    let size = if settings.multiexec {
+        records.len()
+    } else {
+        records.len().div_ceil(PARTS).max(MIN_PART)
+    };
+    records.chunks(size.max(1))
 }
 
 fn plan_record(
@@ -284,33 +342,29 @@ impl Sink for RedisSink {
     }
 
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
-        let mut plan = plan(&records, &self.settings);
-        if plan.pipeline.is_empty() {
-            return Ok(plan.failures);
-        }
-        let replies = self.redis.pipeline(&plan.pipeline)?;
-        let mut failed: Vec<usize> = plan.failures.iter().map(|f| f.index as usize).collect();
-        let owners = std::mem::take(&mut plan.owners);
-        for (reply, owner) in replies.iter().zip(&owners) {
-            match (reply, owner) {
-                (Reply::Error(e), Some(index)) if !failed.contains(index) => {
-                    failed.push(*index);
-                    plan.fail(*index, format!("Redis rejected its command: {e}"));
-                }
-                (Reply::Int(acked), None) if *acked < self.settings.wait_replicas => {
-                    return Err(PluginError::retriable(format!(
-                        "only {acked} of redis.wait.replicas={} replicas acknowledged the batch within {} ms",
-                        self.settings.wait_replicas, self.settings.wait_timeout_ms
-                    )));
-                }
-                (Reply::Error(e), None) => {
-                    return Err(PluginError::retriable(format!("WAIT failed: {e}")));
-                }
-                _ => {}
+        let parts = parts(&records, &self.settings);
+        let count = parts.len();
+        let mut sent = Vec::with_capacity(count);
+        let mut failures = Vec::new();
+        let mut first = 0;
+        for (n, part) in parts.enumerate() {
+            let mut plan = plan_part(part, first, &self.settings);
+            first += part.len();
+            if n + 1 == count {
+                plan.close(&self.settings, !sent.is_empty());
+            }
+            failures.append(&mut plan.failures);
+            if !plan.pipeline.is_empty() {
+                let pending = self.redis.send(&plan.pipeline)?;
+                sent.push((pending, plan));
             }
         }
-        plan.failures.sort_by_key(|f| f.index);
-        Ok(plan.failures)
+        for (pending, mut plan) in sent {
+            plan.settle(&pending.replies()?, &self.settings)?;
+            failures.append(&mut plan.failures);
+        }
+        failures.sort_by_key(|f| f.index);
+        Ok(failures)
     }
 }
 
@@ -454,6 +508,27 @@ mod tests {
             ["SADD orders m", "EXPIRE orders 30", "WAIT 1 1000"]
         );
         assert_eq!(plan.owners, [Some(0), Some(0), None]);
+    }
+
+    #[test]
+    fn a_batch_goes_in_a_few_parts_and_multiexec_in_one() {
+        let records: Vec<Record> = (0..1000)
+            .map(|i| record(Some(&i.to_string()), Value::Int32(i)))
+            .collect();
+        let sizes = |records: &[Record], s: &Settings| -> Vec<usize> {
+            parts(records, s).map(<[Record]>::len).collect()
+        };
+        let plain = settings(&[("redis.type", "STRING")]);
+        assert_eq!(sizes(&records, &plain), [250; PARTS]);
+        assert_eq!(sizes(&records[..100], &plain), [64, 36]);
+        assert_eq!(sizes(&records[..10], &plain), [10]);
+        assert!(sizes(&[], &plain).is_empty());
+        let atomic = settings(&[("redis.type", "STRING"), ("redis.multiexec", "true")]);
+        assert_eq!(sizes(&records, &atomic), [1000]);
+        // A part keeps its records' batch indexes, for failures and replies.
+        let part = plan_part(&records[250..500], 250, &plain);
+        assert_eq!(part.owners.first(), Some(&Some(250)));
+        assert_eq!(part.owners.last(), Some(&Some(499)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod capabilities {
             "wasmconnect:plugin/sql.connection": crate::plugin::sql::SqlConnection,
             "wasmconnect:plugin/sql.cursor": crate::plugin::sql::SqlCursor,
             "wasmconnect:plugin/redis.connection": crate::plugin::redis::RedisConnection,
+            "wasmconnect:plugin/redis.pending": crate::plugin::redis::RedisPending,
         },
     });
 }

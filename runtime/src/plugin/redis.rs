@@ -7,7 +7,10 @@
 //! and the next call reconnects.
 
 use std::collections::BTreeMap;
-use std::sync::Once;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::task::Poll;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -248,6 +251,8 @@ pub struct RedisGrant {
     target: Result<RedisTarget, String>,
     allowed_hosts: Vec<String>,
     connection: Option<MultiplexedConnection>,
+    /// The task's sends still awaiting their replies, over all its connection handles.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl RedisGrant {
@@ -256,6 +261,7 @@ impl RedisGrant {
             target: RedisTarget::from_config(config),
             allowed_hosts: allowed_hosts.to_vec(),
             connection: None,
+            in_flight: Arc::default(),
         }
     }
 
@@ -285,6 +291,7 @@ impl RedisGrant {
 /// The host side of `redis.connection`: a handle on the task's multiplexed connection.
 pub struct RedisConnection {
     connection: MultiplexedConnection,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -381,9 +388,19 @@ impl RedisConnection {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> Result<Vec<Reply>, RedisError> {
+        self.send(commands, atomic).await?.replies().await
+    }
+
+    /// Queues the commands on the connection and returns their replies still on the way.
+    async fn send(
+        &mut self,
+        commands: Vec<Vec<Vec<u8>>>,
+        atomic: bool,
+    ) -> Result<RedisPending, RedisError> {
         if commands.is_empty() {
-            return Ok(Vec::new());
+            return Ok(RedisPending::ready(Ok(Vec::new())));
         }
+        let slot = InFlight::take(&self.in_flight)?;
         let mut pipe = redis::Pipeline::with_capacity(commands.len());
         for args in commands {
             pipe.add_command(command_of(args)?);
@@ -392,10 +409,78 @@ impl RedisConnection {
             pipe.atomic();
         }
         pipe.ignore_errors();
-        let values: Vec<Value> = pipe
-            .query_async(&mut self.connection)
-            .await
-            .map_err(|e| error_from(&e))?;
+        let mut connection = self.connection.clone();
+        let mut replies: PendingReplies = Box::pin(async move {
+            pipe.query_async::<Vec<Value>>(&mut connection)
+                .await
+                .map_err(|e| error_from(&e))
+        });
+        // One poll puts the commands on the connection's queue (a FIFO channel to its
+        // writer), so they go out behind those sent before and ahead of those sent after,
+        // while the plugin goes on. The queue has room: it holds more pipelines than a
+        // task may have awaiting replies (`MAX_IN_FLIGHT`), and nothing else of the task's
+        // waits in it.
+        match std::future::poll_fn(|cx| Poll::Ready(replies.as_mut().poll(cx))).await {
+            Poll::Ready(done) => Ok(RedisPending::ready(done)),
+            Poll::Pending => Ok(RedisPending {
+                replies: Err((replies, slot)),
+            }),
+        }
+    }
+}
+
+/// How many sends of a task may await their replies at once. Below redis-rs' queue of
+/// pipelines per connection (50 by default), so that a send is queued by its first poll.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// A send awaiting its replies, counted against [`MAX_IN_FLIGHT`] until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(count: &Arc<AtomicUsize>) -> Result<InFlight, RedisError> {
+        let taken = count.fetch_add(1, Ordering::Relaxed);
+        let slot = InFlight(count.clone());
+        if taken >= MAX_IN_FLIGHT {
+            return Err(RedisError::Command(format!(
+                "{MAX_IN_FLIGHT} sends already await their replies: read some replies first"
+            )));
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The replies of a pipeline on its way.
+type PendingReplies = Pin<Box<dyn Future<Output = Result<Vec<Value>, RedisError>> + Send>>;
+
+/// The host side of `redis.pending`: a sent pipeline, answered or still on its way.
+pub struct RedisPending {
+    replies: Result<Result<Vec<Value>, RedisError>, (PendingReplies, InFlight)>,
+}
+
+impl std::fmt::Debug for RedisPending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisPending")
+    }
+}
+
+impl RedisPending {
+    fn ready(replies: Result<Vec<Value>, RedisError>) -> RedisPending {
+        RedisPending {
+            replies: Ok(replies),
+        }
+    }
+
+    async fn replies(self) -> Result<Vec<Reply>, RedisError> {
+        let values = match self.replies {
+            Ok(done) => done,
+            Err((pending, _slot)) => pending.await,
+        }?;
         Ok(values.into_iter().map(reply_of).collect())
     }
 }
@@ -413,9 +498,13 @@ impl wit::Host for TaskState {
             Ok(connection) => connection,
             Err(e) => return Ok(Err(e)),
         };
+        let in_flight = grant.in_flight.clone();
         let handle = self
             .table
-            .push(RedisConnection { connection })
+            .push(RedisConnection {
+                connection,
+                in_flight,
+            })
             .map_err(table_error)?;
         Ok(Ok(handle))
     }
@@ -456,7 +545,45 @@ impl wit::HostConnection for TaskState {
         Ok(result)
     }
 
+    async fn send(
+        &mut self,
+        this: Resource<RedisConnection>,
+        commands: Vec<Vec<Vec<u8>>>,
+        atomic: bool,
+    ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        let result = connection.send(commands, atomic).await;
+        self.note_redis_result(&result);
+        match result {
+            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     async fn drop(&mut self, this: Resource<RedisConnection>) -> wasmtime::Result<()> {
+        self.table.delete(this).map_err(table_error)?;
+        Ok(())
+    }
+}
+
+impl wit::HostPending for TaskState {
+    async fn replies(
+        &mut self,
+        this: Resource<RedisPending>,
+    ) -> wasmtime::Result<Result<Vec<Reply>, RedisError>> {
+        // The replies are taken once; a second call is told so.
+        let pending = std::mem::replace(
+            self.table.get_mut(&this).map_err(table_error)?,
+            RedisPending::ready(Err(RedisError::Command(
+                "these replies were already taken".into(),
+            ))),
+        );
+        let result = pending.replies().await;
+        self.note_redis_result(&result);
+        Ok(result)
+    }
+
+    async fn drop(&mut self, this: Resource<RedisPending>) -> wasmtime::Result<()> {
         self.table.delete(this).map_err(table_error)?;
         Ok(())
     }
@@ -527,15 +654,22 @@ mod tests {
         }
     }
 
-    /// Against the real Redis at 127.0.0.1:6379 (`scripts/services.sh` starts it).
-    #[tokio::test]
-    async fn pipeline_answers_every_command_in_order_and_keeps_server_errors() {
+    /// A handle on the real Redis at 127.0.0.1:6379 (`scripts/services.sh` starts it).
+    async fn local_connection() -> RedisConnection {
         let target =
             RedisTarget::from_config(&config(&[("redis.host", "127.0.0.1")])).expect("test setup");
         let connection = open(&target)
             .await
             .expect("Redis at 127.0.0.1:6379 (scripts/services.sh starts it)");
-        let mut connection = RedisConnection { connection };
+        RedisConnection {
+            connection,
+            in_flight: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pipeline_answers_every_command_in_order_and_keeps_server_errors() {
+        let mut connection = local_connection().await;
         let key = format!("wasmconnect:unit:{}", std::process::id());
         let b = |s: &str| s.as_bytes().to_vec();
         let replies = connection
@@ -573,6 +707,68 @@ mod tests {
             .await
             .expect("a server error is a reply");
         assert!(matches!(reply, Reply::Error(_)), "{reply:?}");
+        connection
+            .command(vec![b("DEL"), b(&key)])
+            .await
+            .expect("test setup");
+    }
+
+    /// Against the real Redis: pipelines sent without waiting reach the server in the
+    /// order of the calls, and their replies can be read in any order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_keep_their_order_while_their_replies_are_on_the_way() {
+        let mut connection = local_connection().await;
+        let key = format!("wasmconnect:unit:sends:{}", std::process::id());
+        let b = |s: &str| s.as_bytes().to_vec();
+        let mut pending = Vec::new();
+        for i in 0..30 {
+            let part = (0..5)
+                .map(|j| vec![b("RPUSH"), b(&key), b(&(i * 5 + j).to_string())])
+                .collect();
+            pending.push(connection.send(part, false).await.expect("send"));
+        }
+        for (i, pending) in pending.into_iter().enumerate().rev() {
+            let replies = pending.replies().await.expect("replies");
+            assert_eq!(replies.len(), 5);
+            // RPUSH answers the list's length: the sends ran in call order.
+            assert!(
+                matches!(replies[4], Reply::Int(n) if n == (i as i64 + 1) * 5),
+                "send {i}: {:?}",
+                replies[4]
+            );
+        }
+        let list = connection
+            .command(vec![b("LRANGE"), b(&key), b("0"), b("-1")])
+            .await
+            .expect("LRANGE");
+        let Reply::Array(items) = list else {
+            panic!("LRANGE answers an array: {list:?}")
+        };
+        let numbers: Vec<String> = items
+            .into_iter()
+            .map(|item| match item {
+                ReplyItem::Data(d) => String::from_utf8_lossy(&d).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<String> = (0..150).map(|n: i32| n.to_string()).collect();
+        assert_eq!(numbers, expected);
+        // Past MAX_IN_FLIGHT awaiting sends, a send is refused until replies are read.
+        let ping = || vec![vec![b("PING")]];
+        let mut waiting = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT {
+            waiting.push(connection.send(ping(), false).await.expect("send"));
+        }
+        let refused = connection.send(ping(), false).await.expect_err("limit");
+        assert!(
+            matches!(refused, RedisError::Command(ref m) if m.contains("32 sends")),
+            "{refused:?}"
+        );
+        let oldest = waiting.remove(0);
+        oldest.replies().await.expect("replies");
+        let again = connection.send(ping(), false).await.expect("room again");
+        assert_eq!(again.replies().await.expect("PONG").len(), 1);
+        drop(waiting);
         connection
             .command(vec![b("DEL"), b(&key)])
             .await
