@@ -314,6 +314,19 @@ fn command_of(args: Vec<Vec<u8>>) -> Result<redis::Cmd, RedisError> {
     Ok(cmd)
 }
 
+/// The commands as one redis-rs pipeline whose server errors come back as replies.
+fn pipeline_of(commands: Vec<Vec<Vec<u8>>>, atomic: bool) -> Result<redis::Pipeline, RedisError> {
+    let mut pipe = redis::Pipeline::with_capacity(commands.len());
+    for args in commands {
+        pipe.add_command(command_of(args)?);
+    }
+    if atomic {
+        pipe.atomic();
+    }
+    pipe.ignore_errors();
+    Ok(pipe)
+}
+
 fn json_of(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
@@ -388,7 +401,14 @@ impl RedisConnection {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> Result<Vec<Reply>, RedisError> {
-        self.send(commands, atomic).await?.replies().await
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Value> = pipeline_of(commands, atomic)?
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|e| error_from(&e))?;
+        Ok(values.into_iter().map(reply_of).collect())
     }
 
     /// Queues the commands on the connection and returns their replies still on the way.
@@ -401,14 +421,7 @@ impl RedisConnection {
             return Ok(RedisPending::ready(Ok(Vec::new())));
         }
         let slot = InFlight::take(&self.in_flight)?;
-        let mut pipe = redis::Pipeline::with_capacity(commands.len());
-        for args in commands {
-            pipe.add_command(command_of(args)?);
-        }
-        if atomic {
-            pipe.atomic();
-        }
-        pipe.ignore_errors();
+        let pipe = pipeline_of(commands, atomic)?;
         let mut connection = self.connection.clone();
         let mut replies: PendingReplies = Box::pin(async move {
             pipe.query_async::<Vec<Value>>(&mut connection)
@@ -418,8 +431,8 @@ impl RedisConnection {
         // One poll puts the commands on the connection's queue (a FIFO channel to its
         // writer), so they go out behind those sent before and ahead of those sent after,
         // while the plugin goes on. The queue has room: it holds more pipelines than a
-        // task may have awaiting replies (`MAX_IN_FLIGHT`), and nothing else of the task's
-        // waits in it.
+        // task may have awaiting replies (`MAX_IN_FLIGHT`) plus the one `pipeline` or
+        // `command` the task can be in at a time.
         match std::future::poll_fn(|cx| Poll::Ready(replies.as_mut().poll(cx))).await {
             Poll::Ready(done) => Ok(RedisPending::ready(done)),
             Poll::Pending => Ok(RedisPending {
@@ -763,6 +776,15 @@ mod tests {
         assert!(
             matches!(refused, RedisError::Command(ref m) if m.contains("32 sends")),
             "{refused:?}"
+        );
+        // `command` and `pipeline` wait for their replies, so the limit is not theirs.
+        let pong = connection
+            .command(vec![b("PING")])
+            .await
+            .expect("a command at the limit");
+        assert!(
+            matches!(pong, Reply::Status(ref s) if s == "PONG"),
+            "{pong:?}"
         );
         let oldest = waiting.remove(0);
         oldest.replies().await.expect("replies");
