@@ -33,6 +33,9 @@ const POOL_SIZE: u32 = 2;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows a cursor reads ahead of the plugin.
 const CURSOR_READ_AHEAD: usize = 1024;
+/// A cursor's reader hands on the rows it has read in chunks of at most this many: one
+/// channel message, and at most one wake-up of either side, per chunk rather than per row.
+const CURSOR_CHUNK: usize = 128;
 
 /// Where a connector's database is, parsed from its config.
 #[derive(Clone, PartialEq, Eq)]
@@ -356,12 +359,14 @@ impl std::fmt::Debug for SqlConnection {
 pub struct SqlCursor {
     columns: Vec<Column>,
     rows: mpsc::Receiver<Result<CursorItem, SqlError>>,
+    /// The rest of the last chunk received, for the next `next`.
+    held: std::vec::IntoIter<Vec<SqlValue>>,
     done: bool,
     reader: tokio::task::JoinHandle<()>,
 }
 
-/// A row read by a cursor, with the columns the first time.
-type CursorItem = (Option<Vec<Column>>, Vec<SqlValue>);
+/// Rows read by a cursor, with the columns the first time.
+type CursorItem = (Option<Vec<Column>>, Vec<Vec<SqlValue>>);
 
 impl std::fmt::Debug for SqlCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -513,21 +518,23 @@ fn bind_sqlite(
     Ok(bind_params!(sqlx::query(statement), params, signed))
 }
 
-fn unreadable(column: &str, type_name: &str, err: sqlx::Error) -> SqlError {
+fn unreadable<R: Row>(row: &R, i: usize, type_name: &str, err: sqlx::Error) -> SqlError {
+    let column = row.columns()[i].name();
     SqlError::Statement(format!(
         "cannot read column {column:?} of type {type_name}: {err}"
     ))
 }
 
 fn mysql_value(row: &MySqlRow, i: usize) -> Result<SqlValue, SqlError> {
-    let column = row.columns()[i].name().to_owned();
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
         return Ok(SqlValue::Null);
     }
-    let type_name = raw.type_info().name().to_ascii_uppercase();
-    let fail = |e| unreadable(&column, &type_name, e);
-    let value = match type_name.as_str() {
+    // The drivers name their built-in types in upper case: no copy to compare.
+    let type_info = raw.type_info();
+    let type_name = type_info.name();
+    let fail = |e| unreadable(row, i, type_name, e);
+    let value = match type_name {
         "BOOLEAN" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
         "TINYINT" => SqlValue::Int(i64::from(row.try_get::<i8, _>(i).map_err(fail)?)),
         "SMALLINT" | "YEAR" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
@@ -560,14 +567,15 @@ fn mysql_value(row: &MySqlRow, i: usize) -> Result<SqlValue, SqlError> {
 }
 
 fn postgres_value(row: &PgRow, i: usize) -> Result<SqlValue, SqlError> {
-    let column = row.columns()[i].name().to_owned();
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
         return Ok(SqlValue::Null);
     }
-    let type_name = raw.type_info().name().to_ascii_uppercase();
-    let fail = |e| unreadable(&column, &type_name, e);
-    let value = match type_name.as_str() {
+    // The drivers name their built-in types in upper case: no copy to compare.
+    let type_info = raw.type_info();
+    let type_name = type_info.name();
+    let fail = |e| unreadable(row, i, type_name, e);
+    let value = match type_name {
         "BOOL" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
         "INT2" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
         "INT4" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
@@ -600,15 +608,16 @@ fn postgres_value(row: &PgRow, i: usize) -> Result<SqlValue, SqlError> {
 }
 
 fn sqlite_value(row: &SqliteRow, i: usize) -> Result<SqlValue, SqlError> {
-    let column = row.columns()[i].name().to_owned();
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
         return Ok(SqlValue::Null);
     }
     // The value's storage class, not the declared type: SQLite columns hold anything.
-    let type_name = raw.type_info().name().to_ascii_uppercase();
-    let fail = |e| unreadable(&column, &type_name, e);
-    let value = match type_name.as_str() {
+    // The drivers name their built-in types in upper case: no copy to compare.
+    let type_info = raw.type_info();
+    let type_name = type_info.name();
+    let fail = |e| unreadable(row, i, type_name, e);
+    let value = match type_name {
         "INTEGER" | "BOOLEAN" => SqlValue::Int(row.try_get_unchecked(i).map_err(fail)?),
         "REAL" => SqlValue::Double(row.try_get_unchecked(i).map_err(fail)?),
         "BLOB" => SqlValue::Bytes(row.try_get_unchecked(i).map_err(fail)?),
@@ -735,7 +744,7 @@ impl SqlConnection {
     }
 
     fn open_cursor(&self, statement: String, params: Vec<SqlValue>) -> SqlCursor {
-        let (tx, rx) = mpsc::channel(CURSOR_READ_AHEAD);
+        let (tx, rx) = mpsc::channel(CURSOR_READ_AHEAD / CURSOR_CHUNK);
         let pool = self.pool.clone();
         let reader = tokio::spawn(async move {
             // Bind for the driver, then stream; a binding error is the cursor's first item.
@@ -758,26 +767,47 @@ impl SqlConnection {
         SqlCursor {
             columns: Vec::new(),
             rows: rx,
+            held: Vec::new().into_iter(),
             done: false,
             reader,
         }
     }
 }
 
+/// Reads `rows` into `out` in chunks of what the driver has ready (at most
+/// [`CURSOR_CHUNK`]); a failure ends the stream after the rows before it.
 async fn stream_rows<R: Row>(
-    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
     read: fn(&R, usize) -> Result<SqlValue, SqlError>,
     out: mpsc::Sender<Result<CursorItem, SqlError>>,
 ) {
+    let mut chunks = rows.ready_chunks(CURSOR_CHUNK);
     let mut first = true;
-    while let Some(row) = rows.next().await {
-        let item = row.map_err(error_from).and_then(|row| {
-            let columns = first.then(|| columns_of(&row));
-            first = false;
-            Ok((columns, row_values(&row, read)?))
-        });
-        let failed = item.is_err();
-        if out.send(item).await.is_err() || failed {
+    while let Some(chunk) = chunks.next().await {
+        let mut columns = None;
+        let mut values = Vec::with_capacity(chunk.len());
+        let mut failure = None;
+        for row in chunk {
+            let read_row = row.map_err(error_from).and_then(|row| {
+                if first {
+                    columns = Some(columns_of(&row));
+                    first = false;
+                }
+                row_values(&row, read)
+            });
+            match read_row {
+                Ok(row) => values.push(row),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if !values.is_empty() && out.send(Ok((columns, values))).await.is_err() {
+            return;
+        }
+        if let Some(e) = failure {
+            let _ = out.send(Err(e)).await;
             return;
         }
     }
@@ -787,8 +817,12 @@ impl SqlCursor {
     async fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
         let mut rows = Vec::new();
         let max = usize::try_from(max_rows.max(1)).unwrap_or(usize::MAX);
-        while rows.len() < max && !self.done {
-            // Wait for the first row, then take what is already read.
+        loop {
+            rows.extend(self.held.by_ref().take(max - rows.len()));
+            if rows.len() == max || self.done {
+                break;
+            }
+            // Wait for the first rows, then take what is already read.
             let item = if rows.is_empty() {
                 self.rows.recv().await
             } else {
@@ -803,7 +837,7 @@ impl SqlCursor {
                     if let Some(columns) = columns {
                         self.columns = columns;
                     }
-                    rows.push(values);
+                    self.held = values.into_iter();
                 }
                 Some(Err(e)) => {
                     self.done = true;
