@@ -336,7 +336,6 @@ impl TopicCounter {
             // As the worker's sink consumers: no 1 s pause each time the local queue
             // passes 100,000 records.
             .set("fetch.queue.backoff.ms", "10")
-            .set("fetch.error.backoff.ms", "10")
             .create()
             .expect("consumer");
         let mut assignment = rdkafka::TopicPartitionList::new();
