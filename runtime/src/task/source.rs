@@ -1,5 +1,7 @@
 //! The source task loop.
 
+mod poller;
+
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,8 @@ use crate::config::worker::prefixed;
 use crate::convert::{ConvertError, Converter, Converters, JsonConverter};
 use crate::herder::offsets::offset_key;
 use crate::kafka::client_config;
-use crate::plugin::{CallError, SourceInstance};
+use crate::plugin::CallError;
+use poller::{NextBatch, Poller, TaskName};
 
 /// How long a source with nothing to give is left alone before the next poll.
 const IDLE_POLL_DELAY: Duration = Duration::from_millis(50);
@@ -39,7 +42,7 @@ pub async fn run_source(mut ctx: TaskContext) {
 }
 
 struct SourceTask {
-    plugin: SourceInstance,
+    plugin: Poller,
     producer: FutureProducer,
     converters: Converters,
     chain: Chain,
@@ -324,9 +327,7 @@ impl SourceTask {
             .flush()
             .await
             .map_err(|e| TaskFailure::new("Cannot store source offsets", e))?;
-        if let Err(e) = self.plugin.commit(&positions).await {
-            tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to handle a commit.");
-        }
+        self.plugin.commit(positions).await;
         Ok(())
     }
 }
@@ -378,6 +379,13 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     let errors = ErrorHandler::for_task(ctx)?;
     let dlq_converter = JsonConverter::new(&BTreeMap::new())
         .map_err(|e| TaskFailure::new("Cannot build the dead letter queue converter", e))?;
+    let plugin = Poller::start(
+        plugin,
+        TaskName {
+            connector: ctx.connector.clone(),
+            task_id: ctx.task_id,
+        },
+    );
     let mut task = SourceTask {
         plugin,
         producer,
@@ -399,25 +407,34 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     tracing::info!(connector = %ctx.connector, task = ctx.task_id, resumed = resume.len(), "Source task started.");
 
     let mut backoff = Backoff::new();
+    // The batch asked for while the last one was being sent. It is taken (and sent) before
+    // the loop looks at cancellation or pausing: its records have left the source.
+    let mut next: Option<NextBatch> = None;
     let result = loop {
-        if ctx.cancel.is_cancelled() {
-            break Ok(());
-        }
-        if *ctx.target.borrow() == Target::Pause {
-            if let Err(e) = task.settle(ctx, 0).await {
-                break Err(e);
-            }
-            if let Err(e) = task.flush_offsets(ctx).await {
-                break Err(e);
-            }
-            set_status(&ctx.status, Status::new(State::Paused));
-            if !ctx.wait_while_paused().await {
+        if next.is_none() {
+            if ctx.cancel.is_cancelled() {
                 break Ok(());
             }
-            set_status(&ctx.status, Status::new(State::Running));
-            continue;
+            if *ctx.target.borrow() == Target::Pause {
+                if let Err(e) = task.settle(ctx, 0).await {
+                    break Err(e);
+                }
+                if let Err(e) = task.flush_offsets(ctx).await {
+                    break Err(e);
+                }
+                set_status(&ctx.status, Status::new(State::Paused));
+                if !ctx.wait_while_paused().await {
+                    break Ok(());
+                }
+                set_status(&ctx.status, Status::new(State::Running));
+                continue;
+            }
         }
-        let records = match task.plugin.poll(max_records).await {
+        let batch = match next.take() {
+            Some(batch) => batch,
+            None => task.plugin.poll(max_records).await,
+        };
+        let records = match batch.take().await {
             Ok(r) => {
                 backoff.reset();
                 r
@@ -432,6 +449,11 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             Err(e) => break Err(call_failure("Source plugin failed to poll", e)),
         };
         let idle = records.is_empty();
+        // A source that had records likely has more: the plugin reads them while these
+        // are converted and sent.
+        if !idle && !ctx.cancel.is_cancelled() && *ctx.target.borrow() == Target::Run {
+            next = Some(task.plugin.poll(max_records).await);
+        }
         if !idle && let Err(e) = task.produce(ctx, records).await {
             break Err(e);
         }
@@ -458,9 +480,7 @@ async fn source_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         }
     };
     let flushed = task.flush_offsets(ctx).await;
-    if let Err(e) = task.plugin.close().await {
-        tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Source plugin failed to close.");
-    }
+    task.plugin.close().await;
     task.chain.close().await;
     result.and(drained).and(flushed)
 }

@@ -1,0 +1,110 @@
+//! The source plugin on a tokio task of its own.
+//!
+//! The task loop asks for the next batch before it converts and sends the last one, so
+//! the guest builds batch n+1 on one core while the converters and the producer handle
+//! batch n on another. Calls reach the plugin in the order they were made: a commit
+//! made between two polls reaches it between them, and `close` comes last.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use wasmconnect_sdk::data::{SourcePosition, SourceRecord};
+
+use crate::plugin::{CallError, SourceInstance};
+
+/// Calls waiting for the plugin, at most: one poll (the loop asks for the next batch only
+/// once it has the last) and the commits of the offset flushes made meanwhile.
+const QUEUED_CALLS: usize = 4;
+
+type Polled = Result<Vec<SourceRecord>, CallError>;
+
+enum Call {
+    Poll {
+        max_records: u32,
+        reply: oneshot::Sender<Polled>,
+    },
+    Commit(Vec<SourcePosition>),
+}
+
+/// Who the log lines of the plugin's task are about.
+#[derive(Clone)]
+pub(super) struct TaskName {
+    pub connector: String,
+    pub task_id: u32,
+}
+
+/// A running source plugin. Dropping it without [`Poller::close`] still closes the
+/// plugin, once the calls already made are done.
+pub(super) struct Poller {
+    calls: mpsc::Sender<Call>,
+    served: JoinHandle<()>,
+}
+
+/// A batch asked for and not yet taken.
+pub(super) struct NextBatch(oneshot::Receiver<Polled>);
+
+impl NextBatch {
+    /// Waits for the batch.
+    ///
+    /// # Errors
+    /// The plugin's error or trap, or [`CallError::Trap`] if the plugin's task ended
+    /// without answering.
+    pub async fn take(self) -> Polled {
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> CallError {
+    CallError::Trap("the source plugin's task ended before it answered".into())
+}
+
+impl Poller {
+    pub fn start(plugin: SourceInstance, name: TaskName) -> Poller {
+        let (calls, queue) = mpsc::channel(QUEUED_CALLS);
+        // In the task's span, so that the plugin's log lines say whose they are.
+        let served = tokio::spawn(serve(plugin, queue, name).in_current_span());
+        Poller { calls, served }
+    }
+
+    /// Asks the plugin for up to `max_records` records; the poll starts at once.
+    pub async fn poll(&self, max_records: u32) -> NextBatch {
+        let (reply, batch) = oneshot::channel();
+        // If the plugin's task is gone, the reply is dropped and `take` says so.
+        let _ = self.calls.send(Call::Poll { max_records, reply }).await;
+        NextBatch(batch)
+    }
+
+    /// Tells the plugin which positions are stored, after the calls already made.
+    pub async fn commit(&self, positions: Vec<SourcePosition>) {
+        let _ = self.calls.send(Call::Commit(positions)).await;
+    }
+
+    /// Closes the plugin after the calls already made, and waits until it is closed.
+    pub async fn close(self) {
+        let Poller { calls, served } = self;
+        drop(calls);
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "The source plugin's task panicked.");
+        }
+    }
+}
+
+async fn serve(mut plugin: SourceInstance, mut calls: mpsc::Receiver<Call>, name: TaskName) {
+    let TaskName { connector, task_id } = &name;
+    while let Some(call) = calls.recv().await {
+        match call {
+            Call::Poll { max_records, reply } => {
+                // The loop may have stopped waiting (it was cancelled): nothing to do.
+                let _ = reply.send(plugin.poll(max_records).await);
+            }
+            Call::Commit(positions) => {
+                if let Err(e) = plugin.commit(&positions).await {
+                    tracing::warn!(connector = %connector, task = task_id, error = %e, "Source plugin failed to handle a commit.");
+                }
+            }
+        }
+    }
+    if let Err(e) = plugin.close().await {
+        tracing::warn!(connector = %connector, task = task_id, error = %e, "Source plugin failed to close.");
+    }
+}
