@@ -5,6 +5,7 @@
 //! batch n on another. Calls reach the plugin in the order they were made: a commit
 //! made between two polls reaches it between them, and `close` comes last.
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -61,8 +62,17 @@ fn stopped() -> CallError {
 impl Poller {
     pub fn start(plugin: SourceInstance, name: TaskName) -> Poller {
         let (calls, queue) = mpsc::channel(QUEUED_CALLS);
-        // In the task's span, so that the plugin's log lines say whose they are.
-        let served = tokio::spawn(serve(plugin, queue, name).in_current_span());
+        // On a thread of its own, as Kafka Connect runs each task on its own. A poll is
+        // milliseconds of CPU between yields (the store yields at epoch ticks only); as a
+        // runtime task it waited in the LIFO slot of the worker whose loop woke it, which
+        // other workers cannot steal from, so the poll and the send of the last batch ran
+        // one after the other. The database and Kafka I/O stays on the runtime. In the
+        // task's span, so that the plugin's log lines say whose they are.
+        let runtime = Handle::current();
+        let span = tracing::Span::current();
+        let served = tokio::task::spawn_blocking(move || {
+            runtime.block_on(serve(plugin, queue, name).instrument(span));
+        });
         Poller { calls, served }
     }
 
