@@ -1,4 +1,4 @@
-//! The source plugin on a tokio task of its own.
+//! The source plugin on a thread of its own.
 //!
 //! The task loop asks for the next batch before it converts and sends the last one, so
 //! the guest builds batch n+1 on one core while the converters and the producer handle
@@ -27,7 +27,7 @@ enum Call {
     Commit(Vec<SourcePosition>),
 }
 
-/// Who the log lines of the plugin's task are about.
+/// Who the log lines of the plugin's thread are about.
 #[derive(Clone)]
 pub(super) struct TaskName {
     pub connector: String,
@@ -48,7 +48,7 @@ impl NextBatch {
     /// Waits for the batch.
     ///
     /// # Errors
-    /// The plugin's error or trap, or [`CallError::Trap`] if the plugin's task ended
+    /// The plugin's error or trap, or [`CallError::Trap`] if the plugin's thread ended
     /// without answering.
     pub async fn take(self) -> Polled {
         self.0.await.unwrap_or_else(|_| Err(stopped()))
@@ -56,7 +56,7 @@ impl NextBatch {
 }
 
 fn stopped() -> CallError {
-    CallError::Trap("the source plugin's task ended before it answered".into())
+    CallError::Trap("the source plugin's thread ended before it answered".into())
 }
 
 impl Poller {
@@ -79,7 +79,7 @@ impl Poller {
     /// Asks the plugin for up to `max_records` records; the poll starts at once.
     pub async fn poll(&self, max_records: u32) -> NextBatch {
         let (reply, batch) = oneshot::channel();
-        // If the plugin's task is gone, the reply is dropped and `take` says so.
+        // If the plugin's thread is gone, the reply is dropped and `take` says so.
         let _ = self.calls.send(Call::Poll { max_records, reply }).await;
         NextBatch(batch)
     }
@@ -94,7 +94,7 @@ impl Poller {
         let Poller { calls, served } = self;
         drop(calls);
         if let Err(e) = served.await {
-            tracing::error!(error = %e, "The source plugin's task panicked.");
+            tracing::error!(error = %e, "The source plugin's thread panicked.");
         }
     }
 }
