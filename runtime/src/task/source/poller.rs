@@ -28,7 +28,6 @@ enum Call {
 }
 
 /// Who the log lines of the plugin's thread are about.
-#[derive(Clone)]
 pub(super) struct TaskName {
     pub connector: String,
     pub task_id: u32,
@@ -51,12 +50,12 @@ impl NextBatch {
     /// The plugin's error or trap, or [`CallError::Trap`] if the plugin's thread ended
     /// without answering.
     pub async fn take(self) -> Polled {
-        self.0.await.unwrap_or_else(|_| Err(stopped()))
+        self.0.await.unwrap_or_else(|_| {
+            Err(CallError::Trap(
+                "the source plugin's thread ended before it answered".into(),
+            ))
+        })
     }
-}
-
-fn stopped() -> CallError {
-    CallError::Trap("the source plugin's thread ended before it answered".into())
 }
 
 impl Poller {
