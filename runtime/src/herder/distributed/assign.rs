@@ -156,6 +156,29 @@ pub fn assign(
     out
 }
 
+/// Hands `claimed` work back to its member in this round's assignment, unless the round
+/// revokes it. Claimed work is what a member's report left out and the status topic says
+/// it started recently (the herder's `claim_recently_started`); [`assign`] counts it as
+/// that member's, so without this no assignment would name it. A member that runs it
+/// already ignores the repeat; one that has stopped it since (its UNASSIGNED status not
+/// yet read by this leader) starts it again, instead of it running nowhere until the next
+/// rebalance.
+pub fn reassign_claimed(
+    out: &mut BTreeMap<String, MemberAssignment>,
+    claimed: &BTreeMap<String, BTreeSet<Work>>,
+) {
+    for (member, work) in claimed {
+        let Some(a) = out.get_mut(member) else {
+            continue;
+        };
+        for w in work {
+            if !a.revoked.contains(w) {
+                a.assigned.insert(w.clone());
+            }
+        }
+    }
+}
+
 /// Spreads one kind of work (connectors or tasks). Unassigned work goes to the least
 /// loaded. When that still leaves a member below an even share's floor (a worker joined),
 /// members above the floor revoke the difference, most loaded first; it is handed out in
@@ -241,6 +264,43 @@ mod tests {
             .iter()
             .map(|n| ((*n).to_owned(), BTreeSet::new()))
             .collect()
+    }
+
+    #[test]
+    fn claimed_work_is_handed_back_to_its_member_unless_revoked() {
+        let mut state = AssignorState::default();
+        let work = configured(&[("x", 4)]);
+        let now = Instant::now();
+        let mut ms = members(&["a", "b"]);
+        let first = assign(&mut state, &ms, &work, Duration::ZERO, now);
+        apply(&mut ms, &first);
+        // "a" has stopped one of its tasks (it rejoined after its session lapsed) and
+        // reports without it, but the leader still reads the task's RUNNING status by "a".
+        let stopped = ms["a"]
+            .iter()
+            .find(|w| is_task(w))
+            .cloned()
+            .expect("a task on a");
+        let mut claimed = BTreeMap::new();
+        claimed.insert("a".to_owned(), BTreeSet::from([stopped.clone()]));
+        let mut r = assign(&mut state, &ms, &work, Duration::ZERO, now);
+        assert!(
+            r.values().all(|a| !a.assigned.contains(&stopped)),
+            "counted as a's, so assign alone hands it to no one"
+        );
+        reassign_claimed(&mut r, &claimed);
+        assert!(r["a"].assigned.contains(&stopped));
+        assert!(!r["b"].assigned.contains(&stopped));
+
+        // Work the round revokes from its member is not handed back.
+        let mut r = assign(&mut state, &ms, &work, Duration::ZERO, now);
+        r.get_mut("a").expect("a").revoked.insert(stopped.clone());
+        reassign_claimed(&mut r, &claimed);
+        assert!(!r["a"].assigned.contains(&stopped));
+        // Members not in the round are skipped.
+        claimed.insert("gone".to_owned(), BTreeSet::from([stopped]));
+        reassign_claimed(&mut r, &claimed);
+        assert!(!r.contains_key("gone"));
     }
 
     #[test]

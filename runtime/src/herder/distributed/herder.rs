@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wasmconnect_sdk::PluginKind;
 
-use super::assign::{AssignorState, assign};
+use super::assign::{AssignorState, assign, reassign_claimed};
 use super::group::{GroupMember, GroupSettings};
 use super::log::{LogError, LogSpec, TopicLog};
 use super::protocol::{Assignment, CONFIG_MISMATCH, PROTOCOL_TYPE, Protocol, Work, WorkerMetadata};
@@ -1043,14 +1043,15 @@ async fn lead(
     }
     let snapshot = lock(&inner.config).clone();
     let configured = configured_work(&snapshot);
-    claim_recently_started(inner, &by_url, &mut members, &configured);
-    let result = assign(
+    let claimed = claim_recently_started(inner, &by_url, &mut members, &configured);
+    let mut result = assign(
         assignor,
         &members,
         &configured,
         inner.settings.scheduled_rebalance_max_delay,
         Instant::now(),
     );
+    reassign_claimed(&mut result, &claimed);
     // Work held for a member that has not reported it yet: the leader rejoins when the
     // hold ends, to hand it out if the member never got it.
     let recheck_ms = assignor
@@ -1095,12 +1096,14 @@ async fn lead(
 /// handed it out remembers that (`AssignorState`), a newly elected one learns it here.
 /// Older statuses are not trusted: the worker they name may have died and come back.
 /// (Worker and broker clocks are assumed to agree to well within the session timeout.)
+/// Returns the work it added, by member.
 fn claim_recently_started(
     inner: &Inner,
     by_url: &BTreeMap<String, String>,
     members: &mut BTreeMap<String, BTreeSet<Work>>,
     configured: &BTreeSet<Work>,
-) {
+) -> BTreeMap<String, BTreeSet<Work>> {
+    let mut claimed: BTreeMap<String, BTreeSet<Work>> = BTreeMap::new();
     let reported: BTreeSet<Work> = members.values().flatten().cloned().collect();
     let statuses = lock(&inner.statuses);
     for w in configured.difference(&reported) {
@@ -1121,8 +1124,10 @@ fn claim_recently_started(
         {
             tracing::debug!(work = ?w, member = %member, "Counting recently started work as its member's.");
             set.insert(w.clone());
+            claimed.entry(member.clone()).or_default().insert(w.clone());
         }
     }
+    claimed
 }
 
 /// Stops revoked work here.
