@@ -15,6 +15,7 @@ mod row;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmconnect_sdk::prelude::*;
@@ -489,10 +490,16 @@ impl Sink for JdbcSink {
         let settings = Rc::clone(&self.settings);
         let mut changes = Vec::with_capacity(records.len());
         // The records of a batch mostly share a topic: its table is worked out once.
-        let mut last: Option<(&str, Rc<TableId>)> = None;
+        // The frame reader shares one `Arc` among a run of records of the same topic, so
+        // the address settles most comparisons without reading the name.
+        let mut last: Option<(&Arc<str>, Rc<TableId>)> = None;
         for (index, record) in records.iter().enumerate() {
             let table = match &last {
-                Some((topic, table)) if *topic == &*record.topic => table.clone(),
+                Some((topic, table))
+                    if Arc::ptr_eq(topic, &record.topic) || **topic == record.topic =>
+                {
+                    table.clone()
+                }
                 _ => {
                     let table = Rc::new(TableId::from_format(
                         &settings.table_name_format,

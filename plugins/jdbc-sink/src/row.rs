@@ -323,21 +323,22 @@ fn key_cells<'a>(
     part: &str,
     settings: &Settings,
 ) -> Result<Vec<Cell<'a>>, String> {
-    let wanted: Vec<&str> = if settings.pk_fields.is_empty() {
-        fields.iter().map(|(n, _, _)| *n).collect()
-    } else {
-        settings.pk_fields.iter().map(String::as_str).collect()
-    };
-    wanted
-        .iter()
-        .map(|name| {
-            let (n, v, s) = fields
-                .iter()
-                .find(|(n, _, _)| n == name)
-                .ok_or_else(|| format!("the record {part} has no field {name:?} (pk.fields)"))?;
-            cell(n, v, *s, true, settings)
-        })
-        .collect()
+    // Room for the value's other fields too: the caller appends them.
+    let mut cells = Vec::with_capacity(fields.len());
+    if settings.pk_fields.is_empty() {
+        for (n, v, s) in fields {
+            cells.push(cell(n, v, *s, true, settings)?);
+        }
+        return Ok(cells);
+    }
+    for name in &settings.pk_fields {
+        let (n, v, s) = fields
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .ok_or_else(|| format!("the record {part} has no field {name:?} (pk.fields)"))?;
+        cells.push(cell(n, v, *s, true, settings)?);
+    }
+    Ok(cells)
 }
 
 /// Key cells from the record key: a primitive (one `pk.fields` name), or a struct or map
@@ -401,6 +402,7 @@ pub fn change_of<'a>(record: &'a Record, settings: &'a Settings) -> Result<Chang
         PkMode::RecordValue => key_cells(&fields, "value", settings)?,
     };
     let key_count = cells.len();
+    cells.reserve(fields.len().saturating_sub(key_count));
     for (name, v, s) in fields {
         if cells[..key_count]
             .iter()
