@@ -32,9 +32,10 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(name: &str) -> Cmd {
-        Cmd {
-            args: vec![name.as_bytes().to_vec()],
-        }
+        // Room for a key and a value or two without growing: most commands are that short.
+        let mut args = Vec::with_capacity(4);
+        args.push(name.as_bytes().to_vec());
+        Cmd { args }
     }
 
     /// Appends an argument. Numbers go as their decimal text, as Redis expects.

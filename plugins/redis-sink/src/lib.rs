@@ -15,6 +15,8 @@
 
 mod config;
 
+use std::sync::Arc;
+
 use wasmconnect_sdk::data::json;
 use wasmconnect_sdk::data::{Decimal, logical};
 use wasmconnect_sdk::prelude::*;
@@ -197,10 +199,16 @@ fn plan_part(records: &[Record], first: usize, settings: &Settings) -> Plan {
     let mut plan = Plan::default();
     plan.pipeline.atomic(settings.multiexec);
     // The records of a batch mostly share a topic: its keyspace is worked out once.
-    let mut keyspace: Option<(&str, String)> = None;
+    // The frame reader shares one `Arc` among a run of records of the same topic, so the
+    // address settles most comparisons without reading the name.
+    let mut keyspace: Option<(&Arc<str>, String)> = None;
     for (index, record) in (first..).zip(records) {
         let space = match &keyspace {
-            Some((topic, space)) if *topic == &*record.topic => space,
+            Some((topic, space))
+                if Arc::ptr_eq(topic, &record.topic) || **topic == record.topic =>
+            {
+                space
+            }
             _ => {
                 let space = settings.keyspace.replace("${topic}", &record.topic);
                 &keyspace.insert((&record.topic, space)).1
