@@ -286,6 +286,27 @@ impl Connection {
         self.inner.execute_each(statement, params)
     }
 
+    /// Queues a statement and returns at once, so the plugin can build its next statement
+    /// while the database runs this one; [`Submitted::rows_affected`] waits for it.
+    /// Submitted statements run one at a time in the order submitted, inside the
+    /// transaction open when they were submitted; every other call on the connection
+    /// first waits for them all. At most 8 wait to run: a further submit waits for room.
+    /// [`Connection::commit`] refuses (and rolls back) a transaction in which a submitted
+    /// statement failed and its error was not read: read the results before committing.
+    ///
+    /// # Errors
+    /// The connection's failure; the statement's own error comes from
+    /// [`Submitted::rows_affected`].
+    pub fn submit_each<'a>(
+        &self,
+        statement: &str,
+        params: impl IntoIterator<Item = &'a SqlValue>,
+    ) -> Result<Submitted, SqlError> {
+        self.inner
+            .submit_each(statement, params)
+            .map(|inner| Submitted { inner })
+    }
+
     /// Runs a query and returns all its rows.
     ///
     /// # Errors
@@ -323,6 +344,22 @@ impl Connection {
         self.inner
             .open_cursor(statement, params)
             .map(|inner| Cursor { inner })
+    }
+}
+
+/// A statement given to [`Connection::submit_each`], running or done.
+#[derive(Debug)]
+pub struct Submitted {
+    inner: imp::Submitted,
+}
+
+impl Submitted {
+    /// Waits for the statement and returns the rows it affected.
+    ///
+    /// # Errors
+    /// The database's error for this statement.
+    pub fn rows_affected(self) -> Result<u64, SqlError> {
+        self.inner.rows_affected()
     }
 }
 
@@ -436,6 +473,17 @@ mod imp {
             self.0.execute(statement, &params(p)).map_err(error)
         }
 
+        pub fn submit_each<'a>(
+            &self,
+            statement: &str,
+            p: impl IntoIterator<Item = &'a SqlValue>,
+        ) -> Result<Submitted, SqlError> {
+            self.0
+                .submit(statement, &params(p))
+                .map(Submitted)
+                .map_err(error)
+        }
+
         pub fn query(&self, statement: &str, p: &[SqlValue]) -> Result<RowSet, SqlError> {
             let set = self.0.query(statement, &params(p)).map_err(error)?;
             Ok(RowSet {
@@ -461,6 +509,15 @@ mod imp {
                 .open_cursor(statement, &params(p))
                 .map(Cursor)
                 .map_err(error)
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Submitted(wit::PendingExecute);
+
+    impl Submitted {
+        pub fn rows_affected(self) -> Result<u64, SqlError> {
+            self.0.rows_affected().map_err(error)
         }
     }
 
@@ -507,6 +564,13 @@ mod imp {
         ) -> Result<u64, SqlError> {
             match self.0 {}
         }
+        pub fn submit_each<'a>(
+            &self,
+            _: &str,
+            _: impl IntoIterator<Item = &'a SqlValue>,
+        ) -> Result<Submitted, SqlError> {
+            match self.0 {}
+        }
         pub fn query(&self, _: &str, _: &[SqlValue]) -> Result<RowSet, SqlError> {
             match self.0 {}
         }
@@ -520,6 +584,15 @@ mod imp {
             match self.0 {}
         }
         pub fn open_cursor(&self, _: &str, _: &[SqlValue]) -> Result<Cursor, SqlError> {
+            match self.0 {}
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Submitted(Never);
+
+    impl Submitted {
+        pub fn rows_affected(self) -> Result<u64, SqlError> {
             match self.0 {}
         }
     }

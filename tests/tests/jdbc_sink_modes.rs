@@ -1,6 +1,7 @@
 //! The JDBC sink's other modes end to end (real broker, the worker binary): `update`,
 //! `pk.mode=kafka`, `quote.sql.identifiers=never` and a non-UTC `db.timezone` on MariaDB,
-//! `insert` with a duplicate key (the per-record path), and a SQLite file.
+//! `insert` with a duplicate key (the per-record path), a column that appears in the middle
+//! of a batch (`auto.evolve` between the batch's parts), and a SQLite file.
 
 use serde_json::json;
 use sqlx::Row;
@@ -188,12 +189,17 @@ fn insert_mode_duplicate_fails_only_its_record() {
         .execute(&db),
     )
     .expect("table");
+    // Id 400 is in the second of the batch's two parts of 250 records (the consumer hands
+    // the task 500 at a time): its statement fails after the first part's was submitted.
     rt.block_on(
-        sqlx::query(&format!("INSERT INTO {table} VALUES (5, 'already', NULL)")).execute(&db),
+        sqlx::query(&format!(
+            "INSERT INTO {table} VALUES (400, 'already', NULL)"
+        ))
+        .execute(&db),
     )
-    .expect("row 5");
+    .expect("row 400");
     rt.block_on(create_topic(&topic));
-    let records: Vec<_> = (1..=10)
+    let records: Vec<_> = (1..=500)
         .map(|id| (id.to_string(), Some(envelope(id, "new", NEW_YEAR_MS))))
         .collect();
     rt.block_on(produce(&topic, &records));
@@ -207,10 +213,10 @@ fn insert_mode_duplicate_fails_only_its_record() {
         ),
     );
     let trace = worker.wait_task_failed(&name);
-    // errors.tolerance=none: the duplicate fails the task, naming its offset (id 5 is the
-    // fifth record, offset 4), and the batch's other rows were written.
+    // errors.tolerance=none: the duplicate fails the task, naming its offset (id 400 is
+    // record 400, offset 399), and the batch's other rows were written.
     assert!(
-        trace.contains("offset 4") && trace.contains("Duplicate"),
+        trace.contains("offset 399") && trace.contains("Duplicate"),
         "{trace}"
     );
     let names: Vec<(i64, String)> = rt
@@ -218,10 +224,77 @@ fn insert_mode_duplicate_fails_only_its_record() {
             sqlx::query_as(&format!("SELECT id, name FROM {table} ORDER BY id")).fetch_all(&db),
         )
         .expect("rows");
-    let expected: Vec<(i64, String)> = (1..=10)
-        .map(|id| (id, if id == 5 { "already" } else { "new" }.to_owned()))
+    let expected: Vec<(i64, String)> = (1..=500)
+        .map(|id| (id, if id == 400 { "already" } else { "new" }.to_owned()))
         .collect();
     assert_eq!(names, expected);
+    rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
+        .expect("drop");
+}
+
+/// The sink builds and submits a batch 250 records at a time; a part that brings a new
+/// field rolls back what was submitted, adds the column and writes the batch again.
+#[test]
+fn a_field_new_in_the_middle_of_a_batch_becomes_a_column_and_no_row_is_lost() {
+    let rt = runtime();
+    let db = mysql_database(&rt);
+    let topic = unique("evolve-mid");
+    let table = topic.replace('-', "_");
+    rt.block_on(create_topic(&topic));
+    let with_email = |id: i64| {
+        json!({"schema": {"type": "struct", "optional": false, "fields": [
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "string", "optional": true, "field": "name"},
+            {"type": "int64", "optional": true, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1, "field": "seen"},
+            {"type": "string", "optional": true, "field": "email"}]},
+            "payload": {"id": id, "name": "evolved", "seen": NEW_YEAR_MS, "email": format!("u{id}@example.com")}})
+        .to_string()
+    };
+    // Produced before the connector starts, so they mostly arrive as one batch: the new
+    // field first appears in its second part.
+    let records: Vec<_> = (0..600)
+        .map(|id| {
+            let value = if id < 300 {
+                envelope(id, "plain", NEW_YEAR_MS)
+            } else {
+                with_email(id)
+            };
+            (id.to_string(), Some(value))
+        })
+        .collect();
+    rt.block_on(produce(&topic, &records));
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("jdbc-evolve-mid");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            json!({
+                "table.name.format": table,
+                "insert.mode": "upsert",
+                "pk.mode": "record_value",
+                "pk.fields": "id",
+                "auto.create": "true",
+                "auto.evolve": "true",
+            }),
+        ),
+    );
+    let count = |filter: &str| -> i64 {
+        rt.block_on(
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table} {filter}"))
+                .fetch_one(&db),
+        )
+        .unwrap_or(-1)
+    };
+    wait_for(
+        "600 rows, the last 300 with an email",
+        Duration::from_secs(90),
+        || count("") == 600 && count("WHERE email IS NOT NULL") == 300,
+        || format!("connector status: {}", worker.status(&name)),
+    );
+    assert_eq!(count("WHERE email IS NULL AND id < 300"), 300);
+    let (state, trace) = worker.task_state(&name);
+    assert_eq!(state, "RUNNING", "{trace}");
     rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
         .expect("drop");
 }

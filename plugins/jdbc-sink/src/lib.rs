@@ -2,11 +2,12 @@
 //! with Confluent's JDBC sink keys and semantics, through the worker's `sql` capability.
 //!
 //! Each `put` is one transaction. Consecutive records for the same table with the same
-//! columns go out as one multi-row statement (up to `batch.size` rows), so order is kept
-//! exactly: a delete followed by an insert of the same key leaves the row present. A
-//! transient database error rolls the batch back and asks the worker to redeliver it
-//! (`max.retries` times, `retry.backoff.ms` apart). A record the database rejects is
-//! reported as failed on its own; the rest of the batch is written.
+//! columns go out as one multi-row statement (up to `batch.size` rows, and at most a part
+//! of 250 records: the database runs one part's statements while the sink builds the
+//! next), so order is kept exactly: a delete followed by an insert of the same key leaves
+//! the row present. A transient database error rolls the batch back and asks the worker to
+//! redeliver it (`max.retries` times, `retry.backoff.ms` apart). A record the database
+//! rejects is reported as failed on its own; the rest of the batch is written.
 
 mod config;
 pub mod dialect;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmconnect_sdk::prelude::*;
-use wasmconnect_sdk::sql::{self, Connection, SqlError, SqlValue};
+use wasmconnect_sdk::sql::{self, Connection, SqlError, SqlValue, Submitted};
 
 use config::InsertMode;
 pub use config::{JdbcSinkConfig, Settings};
@@ -90,10 +91,71 @@ struct InsertShape {
 /// Statement texts kept at most; past it the cache starts over.
 const MAX_CACHED_INSERTS: usize = 64;
 
+/// Records turned into rows and submitted at a time: the plugin works on the next part
+/// while the database runs the statements of this one.
+const PART: usize = 250;
+
 /// Consecutive changes that share one statement.
 struct Run<'a> {
     table: Rc<TableId>,
     changes: Vec<(usize, &'a Change<'a>)>,
+}
+
+/// A batch in the making: its records, turned into changes a part at a time.
+struct Batch<'a> {
+    records: &'a [Record],
+    settings: &'a Settings,
+    changes: Vec<(usize, Rc<TableId>, Change<'a>)>,
+    /// Records that cannot become rows, or that the database rejected.
+    failures: Vec<RecordFailure>,
+    /// Records looked at so far.
+    converted: usize,
+    /// The last record's topic and its table: the records of a batch mostly share one.
+    last: Option<(&'a Arc<str>, Rc<TableId>)>,
+}
+
+impl<'a> Batch<'a> {
+    /// Turns the next [`PART`] records into changes; false when none are left.
+    fn convert_part(&mut self) -> bool {
+        let from = self.converted;
+        let to = (from + PART).min(self.records.len());
+        for (index, record) in self.records.iter().enumerate().take(to).skip(from) {
+            // The frame reader shares one `Arc` among a run of records of the same topic,
+            // so the address settles most comparisons without reading the name.
+            let table = match &self.last {
+                Some((topic, table))
+                    if Arc::ptr_eq(topic, &record.topic) || **topic == record.topic =>
+                {
+                    table.clone()
+                }
+                _ => {
+                    let table = Rc::new(TableId::from_format(
+                        &self.settings.table_name_format,
+                        &record.topic,
+                    ));
+                    self.last = Some((&record.topic, table.clone()));
+                    table
+                }
+            };
+            match row::change_of(record, self.settings) {
+                Ok(change) => self.changes.push((index, table, change)),
+                Err(message) => self.failures.push(RecordFailure {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    message,
+                }),
+            }
+        }
+        self.converted = to;
+        to > from
+    }
+}
+
+/// Waits for submitted statements in order: the first failure is the batch's.
+fn wait_for(submitted: Vec<Submitted>) -> Result<(), WriteError> {
+    for statement in submitted {
+        statement.rows_affected()?;
+    }
+    Ok(())
 }
 
 impl JdbcSink {
@@ -231,9 +293,16 @@ impl JdbcSink {
         Ok(())
     }
 
-    /// Writes one run: a multi-row statement per `batch.size` rows (one statement per
-    /// row for `update`).
+    /// Writes one run and waits for it.
     fn write_run(&self, run: &Run<'_>) -> Result<(), WriteError> {
+        let mut submitted = Vec::new();
+        self.submit_run(run, &mut submitted)?;
+        wait_for(submitted)
+    }
+
+    /// Submits one run's statements to `out`: a multi-row statement per `batch.size` rows
+    /// (one statement per row for `update`).
+    fn submit_run(&self, run: &Run<'_>, out: &mut Vec<Submitted>) -> Result<(), WriteError> {
         let (Some(db), Some(sql)) = (&self.db, self.sql) else {
             return Err(WriteError::Transient("no database connection".into()));
         };
@@ -270,7 +339,7 @@ impl JdbcSink {
                     let params = chunk
                         .iter()
                         .flat_map(|(_, c)| c.cells().iter().map(|cell| &cell.value));
-                    db.execute_each(&statement, params)?;
+                    out.push(db.submit_each(&statement, params)?);
                 }
             }
             Change::Write { key_count, .. } => {
@@ -282,7 +351,7 @@ impl JdbcSink {
                     for (_, change) in &run.changes {
                         let (keys, rest) = change.cells().split_at(key_count);
                         let params = rest.iter().chain(keys).map(|c| &c.value);
-                        db.execute_each(&statement, params)?;
+                        out.push(db.submit_each(&statement, params)?);
                     }
                     return Ok(());
                 }
@@ -314,7 +383,7 @@ impl JdbcSink {
                     let params = chunk
                         .iter()
                         .flat_map(|cells| cells.iter().map(|c| &c.value));
-                    db.execute_each(&statement, params)?;
+                    out.push(db.submit_each(&statement, params)?);
                 }
             }
         }
@@ -376,6 +445,118 @@ impl JdbcSink {
             }
         }
         runs
+    }
+
+    /// Writes a batch as one transaction, a part at a time: each part's records become
+    /// rows and their statements are submitted, so the database runs one part while the
+    /// plugin works on the next. A part that needs a table created, altered or looked up
+    /// first rolls back what was submitted (MySQL would commit it on DDL) and the
+    /// transaction starts over after it.
+    fn write_batch(&mut self, batch: &mut Batch<'_>) -> Result<(), WriteError> {
+        let mut submitted = Vec::new();
+        // `changes[..written]` are submitted in the open transaction.
+        let mut written = 0;
+        let mut open = false;
+        let result = loop {
+            let from = batch.changes.len();
+            if !batch.convert_part() {
+                break Ok(());
+            }
+            if !self.tables_known(&batch.changes[from..]) {
+                if open {
+                    submitted.clear();
+                    open = false;
+                    written = 0;
+                    self.rollback();
+                }
+                if let Err(e) = self.ensure_tables(&batch.changes[from..]) {
+                    break Err(e);
+                }
+            }
+            if batch.changes.len() == written {
+                continue;
+            }
+            if !open {
+                let Some(db) = &self.db else {
+                    break Err(WriteError::Transient("no database connection".into()));
+                };
+                if let Err(e) = db.begin() {
+                    break Err(e.into());
+                }
+                open = true;
+            }
+            let step = self
+                .runs(&batch.changes[written..])
+                .iter()
+                .try_for_each(|run| self.submit_run(run, &mut submitted));
+            written = batch.changes.len();
+            if let Err(e) = step {
+                break Err(e);
+            }
+        };
+        if !open {
+            return result;
+        }
+        let result = result.and_then(|()| wait_for(std::mem::take(&mut submitted)));
+        match (result, &self.db) {
+            (Ok(()), Some(db)) => Ok(db.commit()?),
+            (Ok(()), None) => Err(WriteError::Transient("no database connection".into())),
+            (Err(e), _) => {
+                drop(submitted);
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls the open transaction back; a failure only leaves it to the pool to end.
+    fn rollback(&self) {
+        if let Some(db) = &self.db
+            && let Err(e) = db.rollback()
+        {
+            wasmconnect_sdk::warn!("Rollback failed: {e}");
+        }
+    }
+
+    /// Whether every table of `changes` is known to have their columns, without asking
+    /// the database.
+    fn tables_known(&self, changes: &[(usize, Rc<TableId>, Change<'_>)]) -> bool {
+        // Consecutive records mostly share a table and columns: those are compared once.
+        let mut previous: Option<(&TableId, &Change<'_>)> = None;
+        changes.iter().all(|(_, table, change)| {
+            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
+            previous = Some((&**table, change));
+            repeated
+                || self.tables.get(&**table).is_some_and(|info| {
+                    change
+                        .cells()
+                        .iter()
+                        .all(|c| info.column(c.spec.name).is_some())
+                })
+        })
+    }
+
+    /// Makes sure every table of `changes` exists with their columns. DDL: never inside
+    /// the batch's transaction.
+    fn ensure_tables(
+        &mut self,
+        changes: &[(usize, Rc<TableId>, Change<'_>)],
+    ) -> Result<(), WriteError> {
+        let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
+        let mut previous: Option<(&TableId, &Change<'_>)> = None;
+        for (_, table, change) in changes {
+            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
+            previous = Some((&**table, change));
+            if repeated || !checked.insert((&**table, change.shape())) {
+                continue;
+            }
+            match self.ensure_table(table, change.cells()) {
+                Ok(()) => {}
+                Err(WriteError::Statement(m)) => return Err(WriteError::Schema(m)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn in_transaction(
@@ -486,66 +667,16 @@ impl Sink for JdbcSink {
     }
 
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
-        let mut failures = Vec::new();
         let settings = Rc::clone(&self.settings);
-        let mut changes = Vec::with_capacity(records.len());
-        // The records of a batch mostly share a topic: its table is worked out once.
-        // The frame reader shares one `Arc` among a run of records of the same topic, so
-        // the address settles most comparisons without reading the name.
-        let mut last: Option<(&Arc<str>, Rc<TableId>)> = None;
-        for (index, record) in records.iter().enumerate() {
-            let table = match &last {
-                Some((topic, table))
-                    if Arc::ptr_eq(topic, &record.topic) || **topic == record.topic =>
-                {
-                    table.clone()
-                }
-                _ => {
-                    let table = Rc::new(TableId::from_format(
-                        &settings.table_name_format,
-                        &record.topic,
-                    ));
-                    last = Some((&record.topic, table.clone()));
-                    table
-                }
-            };
-            match row::change_of(record, &settings) {
-                Ok(change) => changes.push((index, table, change)),
-                Err(message) => failures.push(RecordFailure {
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    message,
-                }),
-            }
-        }
-        if changes.is_empty() {
-            return Ok(failures);
-        }
-        // Tables first: DDL outside the batch's transaction (MySQL commits on DDL).
-        let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
-        let mut previous: Option<(&TableId, &Change<'_>)> = None;
-        for (_, table, change) in &changes {
-            // Consecutive records mostly share a table and columns: those are compared,
-            // not hashed.
-            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
-            previous = Some((&**table, change));
-            if repeated || !checked.insert((&**table, change.shape())) {
-                continue;
-            }
-            match self.ensure_table(table, change.cells()) {
-                Ok(()) => {}
-                Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
-                Err(WriteError::Statement(m) | WriteError::Schema(m)) => {
-                    return Err(PluginError::fatal(m));
-                }
-            }
-        }
-        let result = self.in_transaction(|this| {
-            for run in this.runs(&changes) {
-                this.write_run(&run)?;
-            }
-            Ok(())
-        });
-        match result {
+        let mut batch = Batch {
+            records: &records,
+            settings: &settings,
+            changes: Vec::with_capacity(records.len()),
+            failures: Vec::new(),
+            converted: 0,
+            last: None,
+        };
+        match self.write_batch(&mut batch) {
             Ok(()) => {}
             Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
             Err(WriteError::Schema(m)) => return Err(PluginError::fatal(m)),
@@ -553,8 +684,9 @@ impl Sink for JdbcSink {
                 wasmconnect_sdk::warn!(
                     "A batch statement failed ({m}); writing its records one by one."
                 );
-                match self.write_one_by_one(&changes) {
-                    Ok(rejected) => failures.extend(rejected),
+                while batch.convert_part() {}
+                match self.write_one_by_one(&batch.changes) {
+                    Ok(rejected) => batch.failures.extend(rejected),
                     Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
                     Err(WriteError::Statement(m) | WriteError::Schema(m)) => {
                         return Err(PluginError::fatal(m));
@@ -563,6 +695,7 @@ impl Sink for JdbcSink {
             }
         }
         self.retries_left = self.settings.max_retries;
+        let mut failures = batch.failures;
         failures.sort_by_key(|f| f.index);
         Ok(failures)
     }

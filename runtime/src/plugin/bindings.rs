@@ -10,6 +10,7 @@ pub mod capabilities {
         with: {
             "wasmconnect:plugin/sql.connection": crate::plugin::sql::SqlConnection,
             "wasmconnect:plugin/sql.cursor": crate::plugin::sql::SqlCursor,
+            "wasmconnect:plugin/sql.pending-execute": crate::plugin::sql::SqlPending,
             "wasmconnect:plugin/redis.connection": crate::plugin::redis::RedisConnection,
             "wasmconnect:plugin/redis.pending": crate::plugin::redis::RedisPending,
         },

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bigdecimal::BigDecimal;
@@ -19,7 +20,7 @@ use sqlx::mysql::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column as _, Row, Transaction, TypeInfo, ValueRef};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Resource;
 
 use super::bindings::sql::{self, Column, Dialect, RowSet, SqlError, SqlValue};
@@ -31,6 +32,8 @@ use super::{host_allowed, table_error};
 const POOL_SIZE: u32 = 2;
 /// How long `connect` (and every later checkout) waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Submitted statements that wait to run on one connection at most; `submit` waits for room.
+const SUBMIT_QUEUE: usize = 8;
 /// Rows a cursor reads ahead of the plugin.
 const CURSOR_READ_AHEAD: usize = 1024;
 /// A cursor's reader hands on the rows it has read in chunks of at most this many: one
@@ -340,18 +343,111 @@ enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
-/// The host side of `sql.connection`.
-pub struct SqlConnection {
+/// What a connection's statements run on: its open transaction, else the pool.
+struct Session {
     pool: SqlPool,
     tx: Option<Tx>,
+    failures: Arc<Mutex<UnreadFailures>>,
+}
+
+/// Submitted statements of the open transaction that failed and whose error the plugin
+/// has not read: a transaction with any must not commit. One read is the plugin's to
+/// handle (it may have rolled back to a savepoint).
+#[derive(Debug, Default)]
+struct UnreadFailures {
+    /// Counts the transactions begun, so a late read of an earlier one's error does not
+    /// count against this one.
+    transaction: u64,
+    count: usize,
+}
+
+impl UnreadFailures {
+    fn lock(shared: &Mutex<UnreadFailures>) -> std::sync::MutexGuard<'_, UnreadFailures> {
+        shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts counting for a new transaction, returning the last one's count.
+    fn next_transaction(shared: &Mutex<UnreadFailures>) -> usize {
+        let mut failures = UnreadFailures::lock(shared);
+        failures.transaction += 1;
+        std::mem::take(&mut failures.count)
+    }
+}
+
+/// The host side of `sql.connection`. Its session is either here, for the calls that wait,
+/// or with the writer task running submitted statements in order.
+pub struct SqlConnection {
+    pool: SqlPool,
+    session: Option<Session>,
+    writer: Option<Writer>,
+    failures: Arc<Mutex<UnreadFailures>>,
+}
+
+/// A task that owns a connection's session while it runs the statements submitted to it.
+struct Writer {
+    queue: mpsc::Sender<Submitted>,
+    task: tokio::task::JoinHandle<Session>,
+}
+
+/// A statement waiting in a writer's queue, with where its result goes.
+struct Submitted {
+    statement: String,
+    params: Vec<SqlValue>,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// A submitted statement's result, and the transaction it failed in, if it counted there
+/// as an unread failure.
+type Outcome = (Result<u64, SqlError>, Option<u64>);
+
+/// The host side of `sql.pending-execute`.
+#[derive(Debug)]
+pub struct SqlPending {
+    /// `None` once read.
+    result: Option<oneshot::Receiver<Outcome>>,
+    failures: Arc<Mutex<UnreadFailures>>,
+}
+
+impl SqlPending {
+    /// Waits for the statement; reading a failure takes it off the transaction's unread ones.
+    async fn read(&mut self) -> Result<u64, SqlError> {
+        let Some(result) = self.result.take() else {
+            return Err(SqlError::Statement("rows-affected was already read".into()));
+        };
+        let (result, counted_in) = result.await.unwrap_or_else(|_| {
+            let abandoned = "the statement was abandoned with its connection";
+            (Err(SqlError::Transient(abandoned.into())), None)
+        });
+        if let Some(transaction) = counted_in {
+            let mut failures = UnreadFailures::lock(&self.failures);
+            if failures.transaction == transaction {
+                failures.count = failures.count.saturating_sub(1);
+            }
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for SqlConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlConnection")
             .field("dialect", &self.pool.dialect())
-            .field("in_transaction", &self.tx.is_some())
+            .field(
+                "in_transaction",
+                &self.session.as_ref().map(|s| s.tx.is_some()),
+            )
+            .field("writing", &self.writer.is_some())
             .finish()
+    }
+}
+
+impl Drop for SqlConnection {
+    fn drop(&mut self) {
+        // The statements still queued are abandoned with their transaction, which rolls
+        // back when its connection returns to the pool.
+        if let Some(writer) = &self.writer {
+            writer.task.abort();
+        }
     }
 }
 
@@ -698,7 +794,15 @@ macro_rules! with_executor {
     };
 }
 
-impl SqlConnection {
+impl Session {
+    fn new(pool: SqlPool, failures: Arc<Mutex<UnreadFailures>>) -> Session {
+        Session {
+            pool,
+            tx: None,
+            failures,
+        }
+    }
+
     async fn execute(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
         with_executor!(self, statement, params, |query, exec, _read| {
             query
@@ -719,6 +823,7 @@ impl SqlConnection {
         if self.tx.is_some() {
             return Err(SqlError::Statement("a transaction is already open".into()));
         }
+        UnreadFailures::next_transaction(&self.failures);
         self.tx = Some(match &self.pool {
             SqlPool::MySql(pool, _) => Tx::MySql(pool.begin().await.map_err(error_from)?),
             SqlPool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(error_from)?),
@@ -732,6 +837,21 @@ impl SqlConnection {
             .tx
             .take()
             .ok_or_else(|| SqlError::Statement("no transaction is open".into()))?;
+        let unread = UnreadFailures::next_transaction(&self.failures);
+        if commit && unread > 0 {
+            let rolled_back = match tx {
+                Tx::MySql(tx) => tx.rollback().await,
+                Tx::Postgres(tx) => tx.rollback().await,
+                Tx::Sqlite(tx) => tx.rollback().await,
+            };
+            let note = match rolled_back {
+                Ok(()) => "it was rolled back".to_owned(),
+                Err(e) => format!("rolling it back failed too: {e}"),
+            };
+            return Err(SqlError::Statement(format!(
+                "not committed: {unread} statement(s) submitted in this transaction failed and their errors were not read; {note}"
+            )));
+        }
         let result = match (tx, commit) {
             (Tx::MySql(tx), true) => tx.commit().await,
             (Tx::MySql(tx), false) => tx.rollback().await,
@@ -741,6 +861,97 @@ impl SqlConnection {
             (Tx::Sqlite(tx), false) => tx.rollback().await,
         };
         result.map_err(error_from)
+    }
+}
+
+/// Runs the statements of `queue` one at a time, in order, on `session`, until the queue
+/// closes; hands the session back.
+async fn run_submitted(mut session: Session, mut queue: mpsc::Receiver<Submitted>) -> Session {
+    while let Some(Submitted {
+        statement,
+        params,
+        done,
+    }) = queue.recv().await
+    {
+        let result = session.execute(&statement, params).await;
+        let counted_in = if result.is_err() && session.tx.is_some() {
+            let mut failures = UnreadFailures::lock(&session.failures);
+            failures.count += 1;
+            Some(failures.transaction)
+        } else {
+            None
+        };
+        // A plugin that dropped its pending-execute does not want the result (its failure
+        // stays unread).
+        let _ = done.send((result, counted_in));
+    }
+    session
+}
+
+impl SqlConnection {
+    fn new(pool: SqlPool) -> SqlConnection {
+        let failures = Arc::new(Mutex::new(UnreadFailures::default()));
+        SqlConnection {
+            session: Some(Session::new(pool.clone(), failures.clone())),
+            pool,
+            writer: None,
+            failures,
+        }
+    }
+
+    /// The session, back from the writer once every submitted statement has run.
+    async fn session(&mut self) -> Result<&mut Session, SqlError> {
+        if let Some(Writer { queue, task }) = self.writer.take() {
+            drop(queue);
+            match task.await {
+                Ok(session) => self.session = Some(session),
+                Err(e) => {
+                    // Its transaction is gone with it (rolled back).
+                    self.session = Some(Session::new(self.pool.clone(), self.failures.clone()));
+                    return Err(SqlError::Transient(format!(
+                        "the connection's submitted statements stopped: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(self
+            .session
+            .get_or_insert_with(|| Session::new(self.pool.clone(), self.failures.clone())))
+    }
+
+    /// Queues a statement behind those already submitted; waits only for room in the queue.
+    async fn submit(
+        &mut self,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> Result<SqlPending, SqlError> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                let session = self
+                    .session
+                    .take()
+                    .unwrap_or_else(|| Session::new(self.pool.clone(), self.failures.clone()));
+                let (queue, submitted) = mpsc::channel(SUBMIT_QUEUE);
+                let task = tokio::spawn(run_submitted(session, submitted));
+                self.writer.insert(Writer { queue, task })
+            }
+        };
+        let (done, result) = oneshot::channel();
+        let submitted = Submitted {
+            statement,
+            params,
+            done,
+        };
+        if writer.queue.send(submitted).await.is_err() {
+            return Err(SqlError::Transient(
+                "the connection's submitted statements stopped".into(),
+            ));
+        }
+        Ok(SqlPending {
+            result: Some(result),
+            failures: self.failures.clone(),
+        })
     }
 
     fn open_cursor(&self, statement: String, params: Vec<SqlValue>) -> SqlCursor {
@@ -865,7 +1076,7 @@ impl sql::Host for TaskState {
         };
         let connection = self
             .table
-            .push(SqlConnection { pool, tx: None })
+            .push(SqlConnection::new(pool))
             .map_err(table_error)?;
         Ok(Ok(connection))
     }
@@ -883,7 +1094,10 @@ impl sql::HostConnection for TaskState {
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<u64, SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(connection.execute(&statement, params).await)
+        Ok(match connection.session().await {
+            Ok(session) => session.execute(&statement, params).await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn query(
@@ -893,7 +1107,10 @@ impl sql::HostConnection for TaskState {
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<RowSet, SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(connection.query(&statement, params).await)
+        Ok(match connection.session().await {
+            Ok(session) => session.query(&statement, params).await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn begin(
@@ -901,7 +1118,10 @@ impl sql::HostConnection for TaskState {
         this: Resource<SqlConnection>,
     ) -> wasmtime::Result<Result<(), SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(connection.begin().await)
+        Ok(match connection.session().await {
+            Ok(session) => session.begin().await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn commit(
@@ -909,7 +1129,10 @@ impl sql::HostConnection for TaskState {
         this: Resource<SqlConnection>,
     ) -> wasmtime::Result<Result<(), SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(connection.finish(true).await)
+        Ok(match connection.session().await {
+            Ok(session) => session.finish(true).await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn rollback(
@@ -917,7 +1140,10 @@ impl sql::HostConnection for TaskState {
         this: Resource<SqlConnection>,
     ) -> wasmtime::Result<Result<(), SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(connection.finish(false).await)
+        Ok(match connection.session().await {
+            Ok(session) => session.finish(false).await,
+            Err(e) => Err(e),
+        })
     }
 
     async fn open_cursor(
@@ -934,8 +1160,36 @@ impl sql::HostConnection for TaskState {
         Ok(Ok(self.table.push(cursor).map_err(table_error)?))
     }
 
+    async fn submit(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        match connection.submit(statement, params).await {
+            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     async fn drop(&mut self, this: Resource<SqlConnection>) -> wasmtime::Result<()> {
         // An open transaction rolls back when its connection returns to the pool.
+        self.table.delete(this).map_err(table_error)?;
+        Ok(())
+    }
+}
+
+impl sql::HostPendingExecute for TaskState {
+    async fn rows_affected(
+        &mut self,
+        this: Resource<SqlPending>,
+    ) -> wasmtime::Result<Result<u64, SqlError>> {
+        let pending = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(pending.read().await)
+    }
+
+    async fn drop(&mut self, this: Resource<SqlPending>) -> wasmtime::Result<()> {
         self.table.delete(this).map_err(table_error)?;
         Ok(())
     }
@@ -1036,5 +1290,157 @@ mod tests {
         assert_eq!(micros_of_time(t), 45_296_789_000);
         assert!(time_of(86_400_000_000).is_err());
         assert!(date_of(i32::MAX).is_err());
+    }
+
+    /// A pool on the machine's real database (`scripts/services.sh` starts them): the
+    /// MariaDB test database, created when missing, or PostgreSQL's `test`.
+    async fn real_pool(kind: DriverKind) -> SqlPool {
+        let url = match kind {
+            DriverKind::MySql => {
+                let server = std::env::var("MYSQL_URL")
+                    .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+                let target = SqlTarget::parse_url(&server).expect("MYSQL_URL");
+                let SqlPool::MySql(pool, _) = SqlPool::open(&target).await.expect("MariaDB") else {
+                    unreachable!("a MySQL URL opens a MySQL pool");
+                };
+                sqlx::query("CREATE DATABASE IF NOT EXISTS wasmconnect_test")
+                    .execute(&pool)
+                    .await
+                    .expect("test database");
+                format!("{server}/wasmconnect_test")
+            }
+            _ => std::env::var("POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+        };
+        let target = SqlTarget::parse_url(&url).expect("database URL");
+        SqlPool::open(&target).await.expect("database reachable")
+    }
+
+    async fn outcome(mut pending: SqlPending) -> Result<u64, SqlError> {
+        pending.read().await
+    }
+
+    /// Runs a query once the submitted statements have run.
+    async fn query_after(conn: &mut SqlConnection, statement: &str) -> RowSet {
+        let session = conn.session().await.expect("session");
+        session.query(statement, Vec::new()).await.expect(statement)
+    }
+
+    async fn begin(conn: &mut SqlConnection) {
+        let session = conn.session().await.expect("session");
+        session.begin().await.expect("begin");
+    }
+
+    async fn count(conn: &mut SqlConnection, table: &str) -> i64 {
+        let rows = query_after(conn, &format!("SELECT COUNT(*) FROM {table}")).await;
+        match rows.rows.first().and_then(|r| r.first()) {
+            Some(SqlValue::Int(n)) => *n,
+            other => panic!("count: {other:?}"),
+        }
+    }
+
+    /// `submit`: statements run in order behind one another, other calls wait for them,
+    /// and a transaction in which one failed unread is refused at `commit` and rolled back.
+    async fn submitted_statements_keep_order_and_an_unread_failure_blocks_the_commit(
+        kind: DriverKind,
+    ) {
+        let table = "submit_order";
+        let mut conn = SqlConnection::new(real_pool(kind).await);
+        for ddl in [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT NOT NULL)"),
+        ] {
+            let session = conn.session().await.expect("session");
+            session.execute(&ddl, Vec::new()).await.expect("ddl");
+        }
+        let place = |i: usize| match kind {
+            DriverKind::Postgres => format!("${i}"),
+            _ => "?".to_owned(),
+        };
+        let insert = format!("INSERT INTO {table} (id, n) VALUES ({}, 0)", place(1));
+        let bump = format!("UPDATE {table} SET n = n + 1 WHERE id = {}", place(1));
+
+        // Outside a transaction: the update finds the row the insert before it wrote, and
+        // a query waits for both.
+        let first = conn.submit(insert.clone(), vec![SqlValue::Int(1)]).await;
+        let second = conn.submit(bump.clone(), vec![SqlValue::Int(1)]).await;
+        let rows = query_after(&mut conn, &format!("SELECT n FROM {table} WHERE id = 1")).await;
+        assert!(
+            matches!(rows.rows.as_slice(), [row] if matches!(row.as_slice(), [SqlValue::Int(1)])),
+            "{:?}",
+            rows.rows
+        );
+        assert!(matches!(outcome(first.expect("queued")).await, Ok(1)));
+        assert!(matches!(outcome(second.expect("queued")).await, Ok(1)));
+
+        // A duplicate key among three, its error never read: the commit is refused.
+        begin(&mut conn).await;
+        let mut pending = Vec::new();
+        for id in [2, 1, 3] {
+            pending.push(
+                conn.submit(insert.clone(), vec![SqlValue::Int(id)])
+                    .await
+                    .expect("queued"),
+            );
+        }
+        let mut pending = pending.into_iter();
+        let first = pending.next().expect("first");
+        assert!(matches!(outcome(first).await, Ok(1)));
+        drop(pending);
+        let commit = conn.session().await.expect("session").finish(true).await;
+        assert!(
+            matches!(&commit, Err(SqlError::Statement(m)) if m.contains("not committed")),
+            "{commit:?}"
+        );
+        assert_eq!(count(&mut conn, table).await, 1, "rolled back");
+
+        // The same failure read and rolled back to a savepoint is the plugin's to handle:
+        // the transaction commits what is left.
+        let session = conn.session().await.expect("session");
+        session.begin().await.expect("begin");
+        session
+            .execute("SAVEPOINT one", Vec::new())
+            .await
+            .expect("savepoint");
+        let duplicate = conn.submit(insert.clone(), vec![SqlValue::Int(1)]).await;
+        let failed = outcome(duplicate.expect("queued")).await;
+        assert!(matches!(&failed, Err(SqlError::Statement(_))), "{failed:?}");
+        let session = conn.session().await.expect("session");
+        session
+            .execute("ROLLBACK TO SAVEPOINT one", Vec::new())
+            .await
+            .expect("rollback to savepoint");
+        let fine = conn.submit(insert.clone(), vec![SqlValue::Int(4)]).await;
+        assert!(matches!(outcome(fine.expect("queued")).await, Ok(1)));
+        let commit = conn.session().await.expect("session").finish(true).await;
+        assert!(commit.is_ok(), "{commit:?}");
+        assert_eq!(count(&mut conn, table).await, 2);
+
+        // A clean transaction of submitted statements commits them all.
+        begin(&mut conn).await;
+        let pending = [
+            conn.submit(insert.clone(), vec![SqlValue::Int(2)]).await,
+            conn.submit(insert.clone(), vec![SqlValue::Int(3)]).await,
+        ];
+        let commit = conn.session().await.expect("session").finish(true).await;
+        assert!(commit.is_ok(), "{commit:?}");
+        for p in pending {
+            assert!(matches!(outcome(p.expect("queued")).await, Ok(1)));
+        }
+        assert_eq!(count(&mut conn, table).await, 4);
+    }
+
+    #[tokio::test]
+    async fn submit_on_mariadb() {
+        submitted_statements_keep_order_and_an_unread_failure_blocks_the_commit(DriverKind::MySql)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn submit_on_postgres() {
+        submitted_statements_keep_order_and_an_unread_failure_blocks_the_commit(
+            DriverKind::Postgres,
+        )
+        .await;
     }
 }
