@@ -1,7 +1,8 @@
 //! The `sql` host capability: a pooled database connection opened from the connector's own
 //! config (`connection.url`, `connection.user`, `connection.password`), with bound
-//! parameters, transactions and streaming cursors. MySQL and MariaDB, PostgreSQL and
-//! SQLite, through sqlx.
+//! parameters, transactions, streaming cursors and submitted statements (queued on a
+//! writer task that runs them in order while the plugin goes on). MySQL and MariaDB,
+//! PostgreSQL and SQLite, through sqlx.
 //!
 //! Errors are values for the plugin, never traps: a database that cannot be reached is
 //! `transient` (the plugin retries), a rejected statement is `statement`.
@@ -351,8 +352,8 @@ struct Session {
 }
 
 /// Submitted statements of the open transaction that failed and whose error the plugin
-/// has not read: a transaction with any must not commit. One read is the plugin's to
-/// handle (it may have rolled back to a savepoint).
+/// has not read: a transaction with any must not commit. A failure the plugin has read is
+/// its own to handle (it may have rolled back to a savepoint).
 #[derive(Debug, Default)]
 struct UnreadFailures {
     /// Counts the transactions begun, so a late read of an earlier one's error does not
