@@ -150,6 +150,19 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The changes whose table or columns differ from the change before: consecutive records
+/// mostly share both, so those are compared, not looked up.
+fn shape_changes<'c, 'a>(
+    changes: &'c [(usize, Rc<TableId>, Change<'a>)],
+) -> impl Iterator<Item = (&'c TableId, &'c Change<'a>)> {
+    let mut previous: Option<(&TableId, &Change<'_>)> = None;
+    changes.iter().filter_map(move |(_, table, change)| {
+        let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
+        previous = Some((&**table, change));
+        (!repeated).then_some((&**table, change))
+    })
+}
+
 /// Waits for submitted statements in order: the first failure is the batch's.
 fn wait_for(submitted: Vec<Submitted>) -> Result<(), WriteError> {
     for statement in submitted {
@@ -521,18 +534,13 @@ impl JdbcSink {
     /// Whether every table of `changes` is known to have their columns, without asking
     /// the database.
     fn tables_known(&self, changes: &[(usize, Rc<TableId>, Change<'_>)]) -> bool {
-        // Consecutive records mostly share a table and columns: those are compared once.
-        let mut previous: Option<(&TableId, &Change<'_>)> = None;
-        changes.iter().all(|(_, table, change)| {
-            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
-            previous = Some((&**table, change));
-            repeated
-                || self.tables.get(&**table).is_some_and(|info| {
-                    change
-                        .cells()
-                        .iter()
-                        .all(|c| info.column(c.spec.name).is_some())
-                })
+        shape_changes(changes).all(|(table, change)| {
+            self.tables.get(table).is_some_and(|info| {
+                change
+                    .cells()
+                    .iter()
+                    .all(|c| info.column(c.spec.name).is_some())
+            })
         })
     }
 
@@ -543,11 +551,8 @@ impl JdbcSink {
         changes: &[(usize, Rc<TableId>, Change<'_>)],
     ) -> Result<(), WriteError> {
         let mut checked: HashSet<(&TableId, Vec<&str>)> = HashSet::new();
-        let mut previous: Option<(&TableId, &Change<'_>)> = None;
-        for (_, table, change) in changes {
-            let repeated = previous.is_some_and(|(t, c)| t == &**table && c.same_shape(change));
-            previous = Some((&**table, change));
-            if repeated || !checked.insert((&**table, change.shape())) {
+        for (table, change) in shape_changes(changes) {
+            if !checked.insert((table, change.shape())) {
                 continue;
             }
             match self.ensure_table(table, change.cells()) {
@@ -570,9 +575,7 @@ impl JdbcSink {
         match f(self) {
             Ok(()) => Ok(db.commit()?),
             Err(e) => {
-                if let Err(rollback) = db.rollback() {
-                    wasmconnect_sdk::warn!("Rollback failed: {rollback}");
-                }
+                self.rollback();
                 Err(e)
             }
         }
