@@ -98,6 +98,7 @@ extern crate self as wasmconnect_sdk;
 
 pub mod config;
 pub mod data;
+pub mod errant;
 pub mod log;
 pub mod redis;
 pub mod sql;
@@ -236,7 +237,10 @@ pub trait Sink: Sized + 'static {
     /// When the task cannot start.
     fn open(config: Self::Config) -> Result<Self, PluginError>;
 
-    /// Writes (or buffers) a batch; returns the records it could not write.
+    /// Writes (or buffers) a batch; returns the records it could not write. It may return
+    /// before the batch is written, as long as [`Sink::flush`] waits for it; records found
+    /// unwritable after that are reported with [`crate::errant::report_previous`] in the
+    /// next `put` or in `flush`.
     ///
     /// # Errors
     /// A retriable error makes the worker redeliver the batch; any other fails the task.

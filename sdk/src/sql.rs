@@ -307,6 +307,32 @@ impl Connection {
             .map(|inner| Submitted { inner })
     }
 
+    /// Queues a BEGIN behind what was submitted before it (a [`Connection::submit_commit`],
+    /// say) and returns at once: statements submitted after it run in the new transaction.
+    /// If it fails, the statements and the COMMIT submitted after it fail with its error
+    /// (transient) instead of running outside a transaction.
+    ///
+    /// # Errors
+    /// The connection's failure; the BEGIN's own error comes from
+    /// [`Submitted::rows_affected`].
+    pub fn submit_begin(&self) -> Result<Submitted, SqlError> {
+        self.inner.submit_begin().map(|inner| Submitted { inner })
+    }
+
+    /// Queues the open transaction's COMMIT behind the statements submitted before it and
+    /// returns at once; [`Submitted::rows_affected`] gives the commit's outcome (0 rows).
+    /// When it runs it does what [`Connection::commit`] does then: it refuses (and rolls
+    /// back) if a submitted statement of the transaction failed and its error has not been
+    /// read. The connection's next call waits for it, so a [`Connection::begin`] after it
+    /// starts the next transaction once this one has committed.
+    ///
+    /// # Errors
+    /// The connection's failure; the commit's own error comes from
+    /// [`Submitted::rows_affected`].
+    pub fn submit_commit(&self) -> Result<Submitted, SqlError> {
+        self.inner.submit_commit().map(|inner| Submitted { inner })
+    }
+
     /// Runs a query and returns all its rows.
     ///
     /// # Errors
@@ -347,7 +373,8 @@ impl Connection {
     }
 }
 
-/// A statement given to [`Connection::submit_each`], running or done.
+/// A statement given to [`Connection::submit_each`], or a BEGIN or COMMIT submitted,
+/// running or done.
 #[derive(Debug)]
 pub struct Submitted {
     inner: imp::Submitted,
@@ -484,6 +511,14 @@ mod imp {
                 .map_err(error)
         }
 
+        pub fn submit_begin(&self) -> Result<Submitted, SqlError> {
+            self.0.submit_begin().map(Submitted).map_err(error)
+        }
+
+        pub fn submit_commit(&self) -> Result<Submitted, SqlError> {
+            self.0.submit_commit().map(Submitted).map_err(error)
+        }
+
         pub fn query(&self, statement: &str, p: &[SqlValue]) -> Result<RowSet, SqlError> {
             let set = self.0.query(statement, &params(p)).map_err(error)?;
             Ok(RowSet {
@@ -569,6 +604,12 @@ mod imp {
             _: &str,
             _: impl IntoIterator<Item = &'a SqlValue>,
         ) -> Result<Submitted, SqlError> {
+            match self.0 {}
+        }
+        pub fn submit_begin(&self) -> Result<Submitted, SqlError> {
+            match self.0 {}
+        }
+        pub fn submit_commit(&self) -> Result<Submitted, SqlError> {
             match self.0 {}
         }
         pub fn query(&self, _: &str, _: &[SqlValue]) -> Result<RowSet, SqlError> {

@@ -39,6 +39,7 @@ pub mod sink {
             "wasmconnect:plugin/log": super::source::wasmconnect::plugin::log,
             "wasmconnect:plugin/sql": super::capabilities::wasmconnect::plugin::sql,
             "wasmconnect:plugin/redis": super::capabilities::wasmconnect::plugin::redis,
+            "wasmconnect:plugin/errant-records": super::capabilities::wasmconnect::plugin::errant_records,
         },
     });
 }
@@ -55,7 +56,7 @@ pub mod transform {
     });
 }
 
-pub use capabilities::wasmconnect::plugin::{redis, sql};
+pub use capabilities::wasmconnect::plugin::{errant_records, redis, sql};
 pub use source::wasmconnect::plugin::log;
 pub use source::wasmconnect::plugin::types;
 

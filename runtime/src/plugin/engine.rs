@@ -14,7 +14,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::PluginError;
-use super::bindings::{log, redis, sql};
+use super::bindings::{errant_records, log, redis, sql};
 use super::store::TaskState;
 
 /// How often the epoch advances; a plugin call notices its deadline within one tick.
@@ -93,6 +93,8 @@ impl PluginEngine {
         sql::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)
             .map_err(PluginError::engine)?;
         redis::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)
+            .map_err(PluginError::engine)?;
+        errant_records::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |s| s)
             .map_err(PluginError::engine)?;
         if let Some(dir) = &cache_dir
             && let Err(err) = std::fs::create_dir_all(dir)

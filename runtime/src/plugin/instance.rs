@@ -166,6 +166,9 @@ impl SourceInstance {
 pub struct SinkInstance {
     pub(crate) store: Store<TaskState>,
     pub(crate) bindings: SinkPlugin,
+    /// Records of the previous accepted batch that the plugin reported as not written
+    /// (`errant-records`), until [`SinkInstance::take_reported`].
+    pub(crate) reported: Vec<RecordFailure>,
 }
 
 impl std::fmt::Debug for SinkInstance {
@@ -188,8 +191,12 @@ impl SinkInstance {
     /// The plugin's error, or a trap.
     pub async fn put(&mut self, records: &[Record]) -> Result<Vec<RecordFailure>, CallError> {
         let frame = batch::encode_records(records);
-        let failures = call!(self, wasmconnect_plugin_sink_task, call_put, &frame)?
-            .map_err(|e| CallError::Plugin(error_from_wit(e)))?;
+        let result = call!(self, wasmconnect_plugin_sink_task, call_put, &frame)
+            .and_then(|r| r.map_err(|e| CallError::Plugin(error_from_wit(e))));
+        self.collect_reported();
+        let failures = result?;
+        // Accepted: the plugin's reports from now on name records of this batch.
+        self.store.data_mut().errant.previous_batch(records.len());
         Ok(failures
             .into_iter()
             .map(|f| RecordFailure {
@@ -202,8 +209,26 @@ impl SinkInstance {
     /// # Errors
     /// The plugin's error, or a trap.
     pub async fn flush(&mut self) -> Result<(), CallError> {
-        call!(self, wasmconnect_plugin_sink_task, call_flush)?
-            .map_err(|e| CallError::Plugin(error_from_wit(e)))
+        let result = call!(self, wasmconnect_plugin_sink_task, call_flush)
+            .and_then(|r| r.map_err(|e| CallError::Plugin(error_from_wit(e))));
+        self.collect_reported();
+        result?;
+        // Everything accepted is durable: no earlier batch is left to report on.
+        self.store.data_mut().errant.previous_batch(0);
+        Ok(())
+    }
+
+    /// Records of the batch accepted before the last `put` (or, after a `flush`, the last
+    /// one accepted) that the plugin reported as not written during the calls since the
+    /// last take, by their index in that batch. They are reported even when the call
+    /// itself failed.
+    pub fn take_reported(&mut self) -> Vec<RecordFailure> {
+        std::mem::take(&mut self.reported)
+    }
+
+    fn collect_reported(&mut self) {
+        let reported = self.store.data_mut().errant.take();
+        self.reported.extend(reported);
     }
 
     /// # Errors

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod engine;
+mod errant;
 mod instance;
 pub mod redis;
 pub mod sql;
@@ -527,7 +528,11 @@ impl Plugin {
             Ok(b) => b,
             Err(e) => return Err(self.instantiate_error(&store, &e)),
         };
-        Ok(SinkInstance { store, bindings })
+        Ok(SinkInstance {
+            store,
+            bindings,
+            reported: Vec::new(),
+        })
     }
 
     /// A fresh transform instance.

@@ -390,11 +390,20 @@ struct Writer {
     task: tokio::task::JoinHandle<Session>,
 }
 
-/// A statement waiting in a writer's queue, with where its result goes.
+/// Work waiting in a writer's queue, with where its result goes.
 struct Submitted {
-    statement: String,
-    params: Vec<SqlValue>,
+    work: Work,
     done: oneshot::Sender<Outcome>,
+}
+
+/// What a writer runs: a statement, a BEGIN, or the open transaction's COMMIT.
+enum Work {
+    Execute {
+        statement: String,
+        params: Vec<SqlValue>,
+    },
+    Begin,
+    Commit,
 }
 
 /// A submitted statement's result, and the transaction it failed in, if it counted there
@@ -868,25 +877,52 @@ impl Session {
 /// Runs the statements of `queue` one at a time, in order, on `session`, until the queue
 /// closes; hands the session back.
 async fn run_submitted(mut session: Session, mut queue: mpsc::Receiver<Submitted>) -> Session {
-    while let Some(Submitted {
-        statement,
-        params,
-        done,
-    }) = queue.recv().await
-    {
-        let result = session.execute(&statement, params).await;
-        let counted_in = if result.is_err() && session.tx.is_some() {
-            let mut failures = UnreadFailures::lock(&session.failures);
-            failures.count += 1;
-            Some(failures.transaction)
-        } else {
-            None
+    // The error of a submitted BEGIN that failed: the statements and the COMMIT submitted
+    // for its transaction fail with it instead of running outside one.
+    let mut unbegun: Option<SqlError> = None;
+    while let Some(Submitted { work, done }) = queue.recv().await {
+        if !matches!(work, Work::Begin)
+            && let Some(e) = &unbegun
+        {
+            let failed = Err(e.clone());
+            if matches!(work, Work::Commit) {
+                unbegun = None;
+            }
+            let _ = done.send((failed, None));
+            continue;
+        }
+        let (result, counted_in) = match work {
+            Work::Begin => {
+                let begun = session.begin().await;
+                unbegun = begun.as_ref().err().map(not_begun);
+                (begun.map(|()| 0), None)
+            }
+            Work::Execute { statement, params } => {
+                let result = session.execute(&statement, params).await;
+                let counted_in = if result.is_err() && session.tx.is_some() {
+                    let mut failures = UnreadFailures::lock(&session.failures);
+                    failures.count += 1;
+                    Some(failures.transaction)
+                } else {
+                    None
+                };
+                (result, counted_in)
+            }
+            // Ends the transaction either way: its failure belongs to no transaction.
+            Work::Commit => (session.finish(true).await.map(|()| 0), None),
         };
         // A plugin that dropped its pending-execute does not want the result (its failure
         // stays unread).
         let _ = done.send((result, counted_in));
     }
     session
+}
+
+/// What a statement submitted after a failed BEGIN gets: a transient error, so that the
+/// plugin writes the transaction again.
+fn not_begun(e: &SqlError) -> SqlError {
+    let (SqlError::Transient(m) | SqlError::Statement(m) | SqlError::Denied(m)) = e;
+    SqlError::Transient(format!("the transaction did not begin: {m}"))
 }
 
 impl SqlConnection {
@@ -920,12 +956,8 @@ impl SqlConnection {
             .get_or_insert_with(|| Session::new(self.pool.clone(), self.failures.clone())))
     }
 
-    /// Queues a statement behind those already submitted; waits only for room in the queue.
-    async fn submit(
-        &mut self,
-        statement: String,
-        params: Vec<SqlValue>,
-    ) -> Result<SqlPending, SqlError> {
+    /// Queues work behind what was already submitted; waits only for room in the queue.
+    async fn submit(&mut self, work: Work) -> Result<SqlPending, SqlError> {
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => {
@@ -939,12 +971,7 @@ impl SqlConnection {
             }
         };
         let (done, result) = oneshot::channel();
-        let submitted = Submitted {
-            statement,
-            params,
-            done,
-        };
-        if writer.queue.send(submitted).await.is_err() {
+        if writer.queue.send(Submitted { work, done }).await.is_err() {
             return Err(SqlError::Transient(
                 "the connection's submitted statements stopped".into(),
             ));
@@ -1083,6 +1110,20 @@ impl sql::Host for TaskState {
     }
 }
 
+impl TaskState {
+    async fn submit_work(
+        &mut self,
+        this: Resource<SqlConnection>,
+        work: Work,
+    ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        match connection.submit(work).await {
+            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
 impl sql::HostConnection for TaskState {
     async fn dialect(&mut self, this: Resource<SqlConnection>) -> wasmtime::Result<Dialect> {
         Ok(self.table.get(&this).map_err(table_error)?.pool.dialect())
@@ -1167,11 +1208,22 @@ impl sql::HostConnection for TaskState {
         statement: String,
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
-        let connection = self.table.get_mut(&this).map_err(table_error)?;
-        match connection.submit(statement, params).await {
-            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
-            Err(e) => Ok(Err(e)),
-        }
+        self.submit_work(this, Work::Execute { statement, params })
+            .await
+    }
+
+    async fn submit_begin(
+        &mut self,
+        this: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        self.submit_work(this, Work::Begin).await
+    }
+
+    async fn submit_commit(
+        &mut self,
+        this: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        self.submit_work(this, Work::Commit).await
     }
 
     async fn drop(&mut self, this: Resource<SqlConnection>) -> wasmtime::Result<()> {
@@ -1321,6 +1373,19 @@ mod tests {
         pending.read().await
     }
 
+    async fn submit(
+        conn: &mut SqlConnection,
+        statement: &str,
+        id: i64,
+    ) -> Result<SqlPending, SqlError> {
+        let params = vec![SqlValue::Int(id)];
+        conn.submit(Work::Execute {
+            statement: statement.to_owned(),
+            params,
+        })
+        .await
+    }
+
     /// Runs a query once the submitted statements have run.
     async fn query_after(conn: &mut SqlConnection, statement: &str) -> RowSet {
         let session = conn.session().await.expect("session");
@@ -1341,7 +1406,8 @@ mod tests {
     }
 
     /// `submit`: statements run in order behind one another, other calls wait for them,
-    /// and a transaction in which one failed unread is refused at `commit` and rolled back.
+    /// and a transaction in which one failed unread is refused at `commit` and rolled back,
+    /// whether the commit is called or submitted.
     async fn submitted_statements_keep_order_and_an_unread_failure_blocks_the_commit(
         kind: DriverKind,
     ) {
@@ -1363,8 +1429,8 @@ mod tests {
 
         // Outside a transaction: the update finds the row the insert before it wrote, and
         // a query waits for both.
-        let first = conn.submit(insert.clone(), vec![SqlValue::Int(1)]).await;
-        let second = conn.submit(bump.clone(), vec![SqlValue::Int(1)]).await;
+        let first = submit(&mut conn, &insert, 1).await;
+        let second = submit(&mut conn, &bump, 1).await;
         let rows = query_after(&mut conn, &format!("SELECT n FROM {table} WHERE id = 1")).await;
         assert!(
             matches!(rows.rows.as_slice(), [row] if matches!(row.as_slice(), [SqlValue::Int(1)])),
@@ -1378,11 +1444,7 @@ mod tests {
         begin(&mut conn).await;
         let mut pending = Vec::new();
         for id in [2, 1, 3] {
-            pending.push(
-                conn.submit(insert.clone(), vec![SqlValue::Int(id)])
-                    .await
-                    .expect("queued"),
-            );
+            pending.push(submit(&mut conn, &insert, id).await.expect("queued"));
         }
         let mut pending = pending.into_iter();
         let first = pending.next().expect("first");
@@ -1403,7 +1465,7 @@ mod tests {
             .execute("SAVEPOINT one", Vec::new())
             .await
             .expect("savepoint");
-        let duplicate = conn.submit(insert.clone(), vec![SqlValue::Int(1)]).await;
+        let duplicate = submit(&mut conn, &insert, 1).await;
         let failed = outcome(duplicate.expect("queued")).await;
         assert!(matches!(&failed, Err(SqlError::Statement(_))), "{failed:?}");
         let session = conn.session().await.expect("session");
@@ -1411,7 +1473,7 @@ mod tests {
             .execute("ROLLBACK TO SAVEPOINT one", Vec::new())
             .await
             .expect("rollback to savepoint");
-        let fine = conn.submit(insert.clone(), vec![SqlValue::Int(4)]).await;
+        let fine = submit(&mut conn, &insert, 4).await;
         assert!(matches!(outcome(fine.expect("queued")).await, Ok(1)));
         let commit = conn.session().await.expect("session").finish(true).await;
         assert!(commit.is_ok(), "{commit:?}");
@@ -1420,8 +1482,8 @@ mod tests {
         // A clean transaction of submitted statements commits them all.
         begin(&mut conn).await;
         let pending = [
-            conn.submit(insert.clone(), vec![SqlValue::Int(2)]).await,
-            conn.submit(insert.clone(), vec![SqlValue::Int(3)]).await,
+            submit(&mut conn, &insert, 2).await,
+            submit(&mut conn, &insert, 3).await,
         ];
         let commit = conn.session().await.expect("session").finish(true).await;
         assert!(commit.is_ok(), "{commit:?}");
@@ -1429,6 +1491,102 @@ mod tests {
             assert!(matches!(outcome(p.expect("queued")).await, Ok(1)));
         }
         assert_eq!(count(&mut conn, table).await, 4);
+
+        // A submitted COMMIT: the next `begin` waits for it, and the transaction after it
+        // commits too.
+        begin(&mut conn).await;
+        let mut pending = vec![
+            submit(&mut conn, &insert, 5).await,
+            submit(&mut conn, &insert, 6).await,
+            conn.submit(Work::Commit).await,
+        ];
+        begin(&mut conn).await;
+        pending.push(submit(&mut conn, &insert, 7).await);
+        pending.push(conn.submit(Work::Commit).await);
+        for p in pending {
+            let done = outcome(p.expect("queued")).await;
+            assert!(done.is_ok(), "{done:?}");
+        }
+        assert_eq!(count(&mut conn, table).await, 7);
+
+        // A submitted COMMIT behind a failure nobody has read is refused when it runs, and
+        // its transaction rolled back; so is one with no transaction.
+        begin(&mut conn).await;
+        let fine = submit(&mut conn, &insert, 8).await.expect("queued");
+        let duplicate = submit(&mut conn, &insert, 1).await.expect("queued");
+        let commit = conn.submit(Work::Commit).await.expect("queued");
+        let refused = outcome(commit).await;
+        assert!(
+            matches!(&refused, Err(SqlError::Statement(m)) if m.contains("not committed")),
+            "{refused:?}"
+        );
+        assert!(matches!(outcome(fine).await, Ok(1)));
+        assert!(matches!(
+            outcome(duplicate).await,
+            Err(SqlError::Statement(_))
+        ));
+        assert_eq!(count(&mut conn, table).await, 7, "rolled back");
+        let alone = outcome(conn.submit(Work::Commit).await.expect("queued")).await;
+        assert!(
+            matches!(&alone, Err(SqlError::Statement(m)) if m.contains("no transaction")),
+            "{alone:?}"
+        );
+
+        // A submitted BEGIN: what follows runs in its transaction, and the next submitted
+        // BEGIN waits behind its COMMIT.
+        let mut pending = vec![
+            conn.submit(Work::Begin).await,
+            submit(&mut conn, &insert, 9).await,
+            conn.submit(Work::Commit).await,
+            conn.submit(Work::Begin).await,
+            submit(&mut conn, &insert, 10).await,
+        ];
+        let rolled_back = conn.session().await.expect("session").finish(false).await;
+        assert!(
+            rolled_back.is_ok(),
+            "the second BEGIN's transaction: {rolled_back:?}"
+        );
+        for p in pending.drain(..) {
+            let done = outcome(p.expect("queued")).await;
+            assert!(done.is_ok(), "{done:?}");
+        }
+        assert_eq!(
+            count(&mut conn, table).await,
+            8,
+            "9 committed, 10 rolled back"
+        );
+
+        // A BEGIN that fails (one is open already) takes down what was submitted for its
+        // transaction, up to its COMMIT, instead of letting it run in the open one.
+        begin(&mut conn).await;
+        let pending = [
+            conn.submit(Work::Begin).await,
+            submit(&mut conn, &insert, 11).await,
+            conn.submit(Work::Commit).await,
+            submit(&mut conn, &insert, 12).await,
+        ];
+        let [begun, statement, commit, after] = pending.map(|p| p.expect("queued"));
+        let begun = outcome(begun).await;
+        assert!(
+            matches!(&begun, Err(SqlError::Statement(m)) if m.contains("already open")),
+            "{begun:?}"
+        );
+        let statement = outcome(statement).await;
+        assert!(
+            matches!(&statement, Err(SqlError::Transient(m)) if m.contains("did not begin")),
+            "{statement:?}"
+        );
+        let commit = outcome(commit).await;
+        assert!(matches!(&commit, Err(SqlError::Transient(_))), "{commit:?}");
+        // After the COMMIT the statements run again, here in the transaction still open.
+        assert!(matches!(outcome(after).await, Ok(1)));
+        let rolled_back = conn.session().await.expect("session").finish(false).await;
+        assert!(rolled_back.is_ok(), "{rolled_back:?}");
+        assert_eq!(
+            count(&mut conn, table).await,
+            8,
+            "11 never ran, 12 rolled back"
+        );
     }
 
     #[tokio::test]

@@ -112,6 +112,8 @@ pub struct TaskState {
     pub(crate) sql: Option<super::sql::SqlGrant>,
     /// The `redis` capability, likewise.
     pub(crate) redis: Option<super::redis::RedisGrant>,
+    /// A sink's reports on records of its previous batch.
+    pub(crate) errant: super::errant::ErrantRecords,
     pub(crate) limits: StoreLimits,
     pub(crate) output: CapturedOutput,
     /// When the current call started, for its deadline.
@@ -150,6 +152,7 @@ impl TaskState {
             table: ResourceTable::new(),
             sql: None,
             redis: None,
+            errant: super::errant::ErrantRecords::default(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .trap_on_grow_failure(true)

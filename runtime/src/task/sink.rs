@@ -9,7 +9,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use wasmconnect_sdk::data::{Header, Record};
+use wasmconnect_sdk::data::{Header, Record, RecordFailure};
 
 use super::chain::{Chain, Transformed};
 use super::errors::{
@@ -45,6 +45,9 @@ struct SinkTask {
     errors: ErrorHandler,
     /// Next offset to consume per partition, for records the plugin accepted.
     pending: BTreeMap<(Arc<str>, i32), i64>,
+    /// The last batch the plugin accepted, until the next `put` or `flush` returns: a
+    /// plugin that writes it asynchronously may still report its records as not written.
+    previous: Vec<Original>,
     last_commit: Instant,
 }
 
@@ -140,8 +143,13 @@ impl SinkTask {
     async fn commit(&mut self, ctx: &TaskContext) -> Result<(), TaskFailure> {
         let mut backoff = Backoff::new();
         loop {
-            match self.plugin.flush().await {
-                Ok(()) => break,
+            let flushed = self.plugin.flush().await;
+            self.reject_previous(ctx).await?;
+            match flushed {
+                Ok(()) => {
+                    self.previous.clear();
+                    break;
+                }
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(connector = %ctx.connector, task = ctx.task_id, error = %e, "Flush failed; retrying.");
                     if !backoff.wait(&ctx.cancel).await {
@@ -223,28 +231,20 @@ impl SinkTask {
     /// Hands one batch to the plugin. A retriable error redelivers it: with
     /// `errors.retry.timeout=0` (the default) until it succeeds, as Kafka Connect does;
     /// otherwise until the timeout, when the error policy takes the batch's records.
-    /// Records the plugin rejects go to the error policy. Returns false if cancelled.
-    async fn deliver(&mut self, ctx: &TaskContext, batch: &Batch) -> Result<bool, TaskFailure> {
+    /// Records the plugin rejects go to the error policy, and so do those of the batch
+    /// before that it reports during the call; once accepted, the batch is kept as that
+    /// batch for the next call. Returns false if cancelled.
+    async fn deliver(&mut self, ctx: &TaskContext, batch: Batch) -> Result<bool, TaskFailure> {
         let mut backoff = Backoff::new();
         let mut retry = Retry::new(self.errors.config());
         let forever = self.errors.config().retry_timeout == Some(Duration::ZERO);
         while !batch.records.is_empty() {
-            match self.plugin.put(&batch.records).await {
+            let put = self.plugin.put(&batch.records).await;
+            self.reject_previous(ctx).await?;
+            match put {
                 Ok(failures) => {
-                    for f in failures {
-                        let original = batch
-                            .originals
-                            .get(f.index as usize)
-                            .cloned()
-                            .unwrap_or_default();
-                        let failure = Failure {
-                            stage: Stage::TaskPut,
-                            class: self.plugin_class.clone(),
-                            exception: CONNECT_EXCEPTION,
-                            message: f.message,
-                        };
-                        self.errors.handle(ctx, &original, &failure).await?;
-                    }
+                    self.reject(ctx, &batch.originals, failures).await?;
+                    self.previous = batch.originals;
                     break;
                 }
                 Err(e) if e.is_retriable() => {
@@ -278,10 +278,43 @@ impl SinkTask {
                 Err(e) => return Err(call_failure("Sink plugin failed to write a batch", e)),
             }
         }
-        for (tp, next) in &batch.positions {
-            self.pending.insert(tp.clone(), *next);
+        for (tp, next) in batch.positions {
+            self.pending.insert(tp, next);
         }
         Ok(true)
+    }
+
+    /// Gives the records the plugin rejected, by index into `originals`, to the error policy.
+    async fn reject(
+        &mut self,
+        ctx: &TaskContext,
+        originals: &[Original],
+        failures: Vec<RecordFailure>,
+    ) -> Result<(), TaskFailure> {
+        for f in failures {
+            let original = originals.get(f.index as usize).cloned().unwrap_or_default();
+            let failure = Failure {
+                stage: Stage::TaskPut,
+                class: self.plugin_class.clone(),
+                exception: CONNECT_EXCEPTION,
+                message: f.message,
+            };
+            self.errors.handle(ctx, &original, &failure).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the records of the previous batch that the plugin reported during its last
+    /// call (`errant-records`) to the error policy.
+    async fn reject_previous(&mut self, ctx: &TaskContext) -> Result<(), TaskFailure> {
+        let reported = self.plugin.take_reported();
+        if reported.is_empty() {
+            return Ok(());
+        }
+        let previous = std::mem::take(&mut self.previous);
+        let rejected = self.reject(ctx, &previous, reported).await;
+        self.previous = previous;
+        rejected
     }
 }
 
@@ -432,6 +465,7 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
         chain,
         errors,
         pending: BTreeMap::new(),
+        previous: Vec::new(),
         last_commit: Instant::now(),
     };
     set_status(&ctx.status, Status::new(State::Running));
@@ -487,7 +521,7 @@ async fn write_batches(
         if let Some(mut batch) = received {
             task.settle_unconverted(ctx, &mut batch).await?;
             task.transform(ctx, &mut batch).await?;
-            if !task.deliver(ctx, &batch).await? {
+            if !task.deliver(ctx, batch).await? {
                 break;
             }
         }
