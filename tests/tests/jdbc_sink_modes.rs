@@ -1,12 +1,13 @@
 //! The JDBC sink's other modes end to end (real broker, the worker binary): `update`,
 //! `pk.mode=kafka`, `quote.sql.identifiers=never` and a non-UTC `db.timezone` on MariaDB,
-//! `insert` with a duplicate key (the per-record path), a column that appears in the middle
+//! `insert` with a duplicate key (the per-record path, failing the task or, found after
+//! `put` returned, going to a DLQ), a column that appears in the middle
 //! of a batch (`auto.evolve` between the batch's parts), and a SQLite file.
 
 use serde_json::json;
 use sqlx::Row;
 use wasmconnect_e2e::db::{DATABASE, mysql_database};
-use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime};
+use wasmconnect_e2e::kafka::{bootstrap, consume_records, create_topic, produce, runtime};
 use wasmconnect_e2e::{RestWorker, unique, wait_for};
 
 use std::time::Duration;
@@ -176,33 +177,47 @@ fn update_kafka_keys_unquoted_names_and_a_non_utc_zone_on_mariadb() {
     }
 }
 
-#[test]
-fn insert_mode_duplicate_fails_only_its_record() {
-    let rt = runtime();
-    let db = mysql_database(&rt);
-    let topic = unique("dup");
+/// A table whose rows `taken` are already written (named 'already'), and a topic of the
+/// records of ids 1 to `records` (named 'new'), in order; returns the topic and the table.
+fn taken_ids_and_records(
+    rt: &tokio::runtime::Runtime,
+    db: &sqlx::MySqlPool,
+    prefix: &str,
+    taken: &[i64],
+    records: i64,
+) -> (String, String) {
+    let topic = unique(prefix);
     let table = topic.replace('-', "_");
     rt.block_on(
         sqlx::query(&format!(
             "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name VARCHAR(50), seen DATETIME(3))"
         ))
-        .execute(&db),
+        .execute(db),
     )
     .expect("table");
-    // Id 400 is in the second of the batch's two parts of 250 records (the consumer hands
-    // the task 500 at a time): its statement fails after the first part's was submitted.
-    rt.block_on(
-        sqlx::query(&format!(
-            "INSERT INTO {table} VALUES (400, 'already', NULL)"
-        ))
-        .execute(&db),
-    )
-    .expect("row 400");
+    for id in taken {
+        rt.block_on(
+            sqlx::query(&format!("INSERT INTO {table} VALUES (?, 'already', NULL)"))
+                .bind(id)
+                .execute(db),
+        )
+        .expect("a taken id");
+    }
     rt.block_on(create_topic(&topic));
-    let records: Vec<_> = (1..=500)
+    let records: Vec<_> = (1..=records)
         .map(|id| (id.to_string(), Some(envelope(id, "new", NEW_YEAR_MS))))
         .collect();
     rt.block_on(produce(&topic, &records));
+    (topic, table)
+}
+
+#[test]
+fn insert_mode_duplicate_fails_only_its_record() {
+    let rt = runtime();
+    let db = mysql_database(&rt);
+    // Id 400 is in the second of the batch's two parts of 250 records (the consumer hands
+    // the task 500 at a time): its statement fails after the first part's was submitted.
+    let (topic, table) = taken_ids_and_records(&rt, &db, "dup", &[400], 500);
     let worker = RestWorker::start(&bootstrap(), "");
     let name = unique("jdbc-dup");
     worker.create(
@@ -228,6 +243,63 @@ fn insert_mode_duplicate_fails_only_its_record() {
         .map(|id| (id, if id == 400 { "already" } else { "new" }.to_owned()))
         .collect();
     assert_eq!(names, expected);
+    rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
+        .expect("drop");
+}
+
+/// The sink returns from `put` once a batch is submitted and learns of a rejected statement
+/// only in the next `put` or in `flush`: the records the database rejects still reach the
+/// error policy then (`errant-records`), here a DLQ, and the rest of their batch is written.
+#[test]
+fn duplicates_found_after_put_returned_go_to_the_dlq_and_the_rest_is_written() {
+    let rt = runtime();
+    let db = mysql_database(&rt);
+    // The consumer hands the task 500 records at a time: id 400 is in the first batch
+    // (found when the second is put), id 700 in the second (found at flush).
+    let (topic, table) = taken_ids_and_records(&rt, &db, "dup-dlq", &[400, 700], 1000);
+    let dlq = unique("dup-dlq-dead");
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("jdbc-dup-dlq");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            json!({
+                "table.name.format": table, "insert.mode": "insert",
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            }),
+        ),
+    );
+    let dead = consume_records(&dlq, 2, Duration::from_secs(60));
+    let mut keys: Vec<&str> = dead.iter().filter_map(|d| d.key.as_deref()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["400", "700"]);
+    for d in &dead {
+        assert_eq!(d.header("__connect.errors.stage"), Some("TASK_PUT"));
+        assert_eq!(
+            d.header("__connect.errors.class.name"),
+            Some("JdbcSinkConnector")
+        );
+        let message = d.header("__connect.errors.exception.message").unwrap_or("");
+        assert!(message.contains("Duplicate"), "{message}");
+    }
+    let written = || -> i64 {
+        rt.block_on(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE name = 'new'"))
+                .fetch_one(&db),
+        )
+        .expect("count")
+    };
+    wait_for(
+        "the other 998 rows",
+        Duration::from_secs(30),
+        || written() == 998,
+        || format!("{} rows", written()),
+    );
+    assert_eq!(worker.task_state(&name).0, "RUNNING");
     rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
         .expect("drop");
 }

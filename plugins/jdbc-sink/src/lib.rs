@@ -5,9 +5,12 @@
 //! columns go out as one multi-row statement (up to `batch.size` rows, and at most a part
 //! of 250 records: the database runs one part's statements while the sink builds the
 //! next), so order is kept exactly: a delete followed by an insert of the same key leaves
-//! the row present. A transient database error rolls the batch back and asks the worker to
-//! redeliver it (`max.retries` times, `retry.backoff.ms` apart). A record the database
-//! rejects is reported as failed on its own; the rest of the batch is written.
+//! the row present. `put` submits the batch's COMMIT too and returns; the next `put` or
+//! `flush` waits for it (`settle`), so the database writes one batch while the
+//! worker prepares the next. A transient database error rolls the batch back and it is
+//! written again (`max.retries` times, `retry.backoff.ms` apart). A record the database
+//! rejects is reported as failed on its own (through `errant-records` when its `put` has
+//! returned); the rest of the batch is written.
 
 mod config;
 pub mod dialect;
@@ -76,6 +79,44 @@ pub struct JdbcSink {
     retries_left: u32,
     /// Multi-row INSERT texts already built: a batch mostly repeats the last one's.
     inserts: RefCell<HashMap<InsertShape, Rc<str>>>,
+    /// The last batch `put` accepted, until it is known to be written.
+    in_flight: Option<InFlight>,
+}
+
+/// A batch accepted by `put` and not yet known to be written.
+#[derive(Debug)]
+struct InFlight {
+    records: Vec<Record>,
+    state: Flight,
+}
+
+#[derive(Debug)]
+enum Flight {
+    /// Its BEGIN, statements and COMMIT are submitted: their results, the COMMIT's last.
+    Submitted(Vec<Submitted>),
+    /// A transient failure rolled it back: it is written again before anything else.
+    Again,
+}
+
+impl InFlight {
+    /// Waits for it to be written; a batch to write again fails as transient.
+    fn wait(&mut self) -> Result<(), WriteError> {
+        match std::mem::replace(&mut self.state, Flight::Again) {
+            Flight::Submitted(submitted) => finish(submitted),
+            Flight::Again => Err(WriteError::Transient("written again".into())),
+        }
+    }
+}
+
+/// How [`JdbcSink::write_batch`] runs a batch's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Begins, then reads every result and commits: the batch is written when it returns.
+    Now,
+    /// Submits the BEGIN behind whatever was submitted before (the last batch) and the
+    /// statements after it, and returns their results with the transaction open: the
+    /// caller submits the COMMIT.
+    Later,
 }
 
 /// What an INSERT's text depends on.
@@ -115,6 +156,17 @@ struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
+    fn new(records: &'a [Record], settings: &'a Settings) -> Batch<'a> {
+        Batch {
+            records,
+            settings,
+            changes: Vec::with_capacity(records.len()),
+            failures: Vec::new(),
+            converted: 0,
+            last: None,
+        }
+    }
+
     /// Turns the next [`PART`] records into changes; false when none are left.
     fn convert_part(&mut self) -> bool {
         let from = self.converted;
@@ -168,6 +220,17 @@ fn wait_for(submitted: Vec<Submitted>) -> Result<(), WriteError> {
     for statement in submitted {
         statement.rows_affected()?;
     }
+    Ok(())
+}
+
+/// Waits for a batch's submitted BEGIN, statements and COMMIT. The COMMIT's result is read
+/// first: once it has run, reading a statement's error can no longer let it commit (the
+/// host refuses a COMMIT behind an unread failure). A rejected statement is the batch's
+/// error even though the COMMIT's refusal comes first.
+fn finish(mut submitted: Vec<Submitted>) -> Result<(), WriteError> {
+    let committed = submitted.pop().map_or(Ok(0), Submitted::rows_affected);
+    wait_for(submitted)?;
+    committed?;
     Ok(())
 }
 
@@ -464,17 +527,26 @@ impl JdbcSink {
     /// rows and their statements are submitted, so the database runs one part while the
     /// plugin works on the next. A part that needs a table created, altered or looked up
     /// first rolls back what was submitted (MySQL would commit it on DDL) and the
-    /// transaction starts over after it.
-    fn write_batch(&mut self, batch: &mut Batch<'_>) -> Result<(), WriteError> {
+    /// transaction starts over after it. Changes the batch already holds go first. With
+    /// [`Commit::Later`] returns the BEGIN's and the statements' results, the transaction
+    /// left open (none when nothing was written); with [`Commit::Now`] nothing is left.
+    fn write_batch(
+        &mut self,
+        batch: &mut Batch<'_>,
+        commit: Commit,
+    ) -> Result<Vec<Submitted>, WriteError> {
         let mut submitted = Vec::new();
-        // `changes[..written]` are submitted in the open transaction.
+        // `changes[..checked]` have their tables in place; `changes[..written]` are
+        // submitted in the open transaction.
+        let mut checked = 0;
         let mut written = 0;
         let mut open = false;
         let result = loop {
-            let from = batch.changes.len();
-            if !batch.convert_part() {
+            if checked == batch.changes.len() && !batch.convert_part() {
                 break Ok(());
             }
+            let from = checked;
+            checked = batch.changes.len();
             if !self.tables_known(&batch.changes[from..]) {
                 if open {
                     submitted.clear();
@@ -493,7 +565,11 @@ impl JdbcSink {
                 let Some(db) = &self.db else {
                     break Err(WriteError::Transient("no database connection".into()));
                 };
-                if let Err(e) = db.begin() {
+                let begun = match commit {
+                    Commit::Now => db.begin(),
+                    Commit::Later => db.submit_begin().map(|begin| submitted.push(begin)),
+                };
+                if let Err(e) = begun {
                     break Err(e.into());
                 }
                 open = true;
@@ -508,17 +584,130 @@ impl JdbcSink {
             }
         };
         if !open {
-            return result;
+            return result.map(|()| Vec::new());
         }
-        let result = result.and_then(|()| wait_for(std::mem::take(&mut submitted)));
-        match (result, &self.db) {
-            (Ok(()), Some(db)) => Ok(db.commit()?),
-            (Ok(()), None) => Err(WriteError::Transient("no database connection".into())),
-            (Err(e), _) => {
-                drop(submitted);
-                self.rollback();
-                Err(e)
+        let Some(db) = &self.db else {
+            return Err(WriteError::Transient("no database connection".into()));
+        };
+        let result = result.and_then(|()| match commit {
+            Commit::Now => {
+                wait_for(std::mem::take(&mut submitted))?;
+                db.commit()?;
+                Ok(Vec::new())
             }
+            Commit::Later => Ok(std::mem::take(&mut submitted)),
+        });
+        if result.is_err() {
+            drop(submitted);
+            self.rollback();
+        }
+        result
+    }
+
+    /// Writes a batch and waits for it: one transaction, or, when the database rejects a
+    /// statement, record by record. Returns the records the database rejected; those that
+    /// cannot become rows stay in the batch's `failures`.
+    fn write_now(&mut self, batch: &mut Batch<'_>) -> Result<Vec<RecordFailure>, WriteError> {
+        match self.write_batch(batch, Commit::Now) {
+            Ok(_) => Ok(Vec::new()),
+            Err(WriteError::Statement(m)) => {
+                wasmconnect_sdk::warn!(
+                    "A batch statement failed ({m}); writing its records one by one."
+                );
+                self.write_rejecting(batch)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes every record of the batch on its own ([`JdbcSink::write_one_by_one`]),
+    /// its tables checked first: a transient failure since they were may have dropped
+    /// what the sink knew of them.
+    fn write_rejecting(&mut self, batch: &mut Batch<'_>) -> Result<Vec<RecordFailure>, WriteError> {
+        while batch.convert_part() {}
+        self.ensure_tables(&batch.changes)?;
+        self.write_one_by_one(&batch.changes)
+    }
+
+    /// Waits for the batch in flight, if any, and writes it again if it failed
+    /// ([`JdbcSink::recover`]).
+    fn settle(&mut self) -> Result<(), PluginError> {
+        let Some(mut flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        match flight.wait() {
+            Ok(()) => {
+                self.retries_left = self.settings.max_retries;
+                Ok(())
+            }
+            Err(e) => self.recover(flight.records, e),
+        }
+    }
+
+    /// Writes a batch that failed after its `put` returned. After a rejected statement,
+    /// record by record, reporting the records the database rejects (`errant-records`);
+    /// after a transient failure, whole: in this call, and in every later one until it is
+    /// written or `max.retries` runs out. Its records that could not become rows were
+    /// returned by its `put`, so only the database's rejections are reported.
+    fn recover(&mut self, records: Vec<Record>, failed: WriteError) -> Result<(), PluginError> {
+        let settings = Rc::clone(&self.settings);
+        let mut batch = Batch::new(&records, &settings);
+        let written = match failed {
+            WriteError::Statement(m) => {
+                wasmconnect_sdk::warn!(
+                    "A statement of the last batch failed ({m}); writing its records one by one."
+                );
+                self.write_rejecting(&mut batch)
+            }
+            WriteError::Transient(m) => {
+                wasmconnect_sdk::warn!("The last batch was not written ({m}); writing it again.");
+                self.write_now(&mut batch)
+            }
+            WriteError::Schema(m) => Err(WriteError::Schema(m)),
+        };
+        match written {
+            Ok(rejected) => {
+                self.retries_left = self.settings.max_retries;
+                for failure in rejected {
+                    wasmconnect_sdk::errant::report_previous(failure.index, &failure.message)
+                        .map_err(PluginError::fatal)?;
+                }
+                Ok(())
+            }
+            Err(WriteError::Transient(m)) => {
+                drop(batch);
+                self.in_flight = Some(InFlight {
+                    records,
+                    state: Flight::Again,
+                });
+                Err(self.retry_or_fail(m))
+            }
+            Err(e) => Err(self.plugin_error(e)),
+        }
+    }
+
+    /// Submits a batch behind the one in flight ([`Commit::Later`]). If that fails, this
+    /// batch's transaction is already rolled back: the one in flight is settled, then this
+    /// batch is written record by record after a rejected statement (its rejections
+    /// joining its `failures`), and any other failure returned.
+    fn submit_batch(&mut self, batch: &mut Batch<'_>) -> Result<Vec<Submitted>, PluginError> {
+        let failed = match self.write_batch(batch, Commit::Later) {
+            Ok(submitted) => return Ok(submitted),
+            Err(e) => e,
+        };
+        self.settle()?;
+        match failed {
+            WriteError::Statement(m) => {
+                wasmconnect_sdk::warn!(
+                    "A batch statement failed ({m}); writing its records one by one."
+                );
+                let rejected = self
+                    .write_rejecting(batch)
+                    .map_err(|e| self.plugin_error(e))?;
+                batch.failures.extend(rejected);
+                Ok(Vec::new())
+            }
+            e => Err(self.plugin_error(e)),
         }
     }
 
@@ -617,6 +806,14 @@ impl JdbcSink {
         Ok(failures)
     }
 
+    /// What the worker hears of a failed write.
+    fn plugin_error(&mut self, e: WriteError) -> PluginError {
+        match e {
+            WriteError::Transient(m) => self.retry_or_fail(m),
+            WriteError::Statement(m) | WriteError::Schema(m) => PluginError::fatal(m),
+        }
+    }
+
     fn retry_or_fail(&mut self, message: String) -> PluginError {
         // The pool reconnects by itself; table metadata may be stale after a restart.
         self.tables.clear();
@@ -663,49 +860,73 @@ impl Sink for JdbcSink {
             sql: None,
             tables: BTreeMap::new(),
             inserts: RefCell::default(),
+            in_flight: None,
         };
         // Fail fast on an unreachable database or a bad URL.
         sink.connection()?;
         Ok(sink)
     }
 
+    /// Submits the batch as one transaction, its COMMIT included, and returns without
+    /// waiting for it: the database writes it while the worker prepares the next. Its
+    /// BEGIN and statements queue behind the batch before, which is waited for only then,
+    /// before this batch's COMMIT is submitted: if it failed, this batch is rolled back,
+    /// that one written again (`recover`), then this one submitted behind it.
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
         let settings = Rc::clone(&self.settings);
-        let mut batch = Batch {
-            records: &records,
-            settings: &settings,
-            changes: Vec::with_capacity(records.len()),
-            failures: Vec::new(),
-            converted: 0,
-            last: None,
-        };
-        match self.write_batch(&mut batch) {
-            Ok(()) => {}
-            Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
-            Err(WriteError::Schema(m)) => return Err(PluginError::fatal(m)),
-            Err(WriteError::Statement(m)) => {
-                wasmconnect_sdk::warn!(
-                    "A batch statement failed ({m}); writing its records one by one."
-                );
-                while batch.convert_part() {}
-                match self.write_one_by_one(&batch.changes) {
-                    Ok(rejected) => batch.failures.extend(rejected),
-                    Err(WriteError::Transient(m)) => return Err(self.retry_or_fail(m)),
-                    Err(WriteError::Statement(m) | WriteError::Schema(m)) => {
-                        return Err(PluginError::fatal(m));
+        let mut batch = Batch::new(&records, &settings);
+        // Built while the database finishes the batch before.
+        batch.convert_part();
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| matches!(f.state, Flight::Again))
+        {
+            self.settle()?;
+        }
+        let mut submitted = self.submit_batch(&mut batch)?;
+        if let Some(mut flight) = self.in_flight.take() {
+            match flight.wait() {
+                Ok(()) => self.retries_left = self.settings.max_retries,
+                Err(e) => {
+                    if !submitted.is_empty() {
+                        submitted.clear();
+                        self.rollback();
                     }
+                    self.recover(flight.records, e)?;
+                    submitted = self.submit_batch(&mut batch)?;
                 }
             }
         }
-        self.retries_left = self.settings.max_retries;
-        let mut failures = batch.failures;
+        if !submitted.is_empty() {
+            let committed = match &self.db {
+                Some(db) => db.submit_commit().map_err(WriteError::from),
+                None => Err(WriteError::Transient("no database connection".into())),
+            };
+            match committed {
+                Ok(commit) => submitted.push(commit),
+                Err(e) => {
+                    submitted.clear();
+                    self.rollback();
+                    return Err(self.plugin_error(e));
+                }
+            }
+        }
+        let mut failures = std::mem::take(&mut batch.failures);
         failures.sort_by_key(|f| f.index);
+        drop(batch);
+        if !submitted.is_empty() {
+            self.in_flight = Some(InFlight {
+                records,
+                state: Flight::Submitted(submitted),
+            });
+        }
         Ok(failures)
     }
 
-    /// Every `put` commits its own transaction: nothing is buffered.
+    /// Waits for the last batch: once this returns, everything accepted is written.
     fn flush(&mut self) -> Result<(), PluginError> {
-        Ok(())
+        self.settle()
     }
 }
 
