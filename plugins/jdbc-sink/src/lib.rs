@@ -103,7 +103,9 @@ impl InFlight {
     fn wait(&mut self) -> Result<(), WriteError> {
         match std::mem::replace(&mut self.state, Flight::Again) {
             Flight::Submitted(submitted) => finish(submitted),
-            Flight::Again => Err(WriteError::Transient("written again".into())),
+            Flight::Again => Err(WriteError::Transient(
+                "an earlier attempt to write it failed".into(),
+            )),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The `sql` host capability: a pooled database connection opened from the connector's own
 //! config (`connection.url`, `connection.user`, `connection.password`), with bound
-//! parameters, transactions, streaming cursors and submitted statements (queued on a
-//! writer task that runs them in order while the plugin goes on). MySQL and MariaDB,
-//! PostgreSQL and SQLite, through sqlx.
+//! parameters, transactions, streaming cursors and submitted statements, BEGINs and
+//! COMMITs (queued on a writer task that runs them in order while the plugin goes on).
+//! MySQL and MariaDB, PostgreSQL and SQLite, through sqlx.
 //!
 //! Errors are values for the plugin, never traps: a database that cannot be reached is
 //! `transient` (the plugin retries), a rejected statement is `statement`.
@@ -874,8 +874,8 @@ impl Session {
     }
 }
 
-/// Runs the statements of `queue` one at a time, in order, on `session`, until the queue
-/// closes; hands the session back.
+/// Runs the work of `queue` one at a time, in order, on `session`, until the queue closes;
+/// hands the session back.
 async fn run_submitted(mut session: Session, mut queue: mpsc::Receiver<Submitted>) -> Session {
     // The error of a submitted BEGIN that failed: the statements and the COMMIT submitted
     // for its transaction fail with it instead of running outside one.
