@@ -3,9 +3,10 @@
 //! next `put` or in `flush`, and the worker gives them to the error policy (Connect's
 //! `ErrantRecordReporter`).
 
-/// Reports record `index` of the batch given to the previous `put` as not written. The
-/// worker keeps that batch until the next `put` or `flush` returns; a record reported here
-/// is handled like a [`crate::data::RecordFailure`] that `put` returns.
+/// Reports record `index` of the batch given to the last `put` that returned ok as not
+/// written. The worker keeps that batch until the next `put` or `flush` returns ok; a
+/// record reported here is handled like a [`crate::data::RecordFailure`] that `put`
+/// returns.
 ///
 /// # Errors
 /// An index outside the previous batch, a record already reported, or (outside the
