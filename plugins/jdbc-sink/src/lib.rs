@@ -612,20 +612,21 @@ impl JdbcSink {
     fn write_now(&mut self, batch: &mut Batch<'_>) -> Result<Vec<RecordFailure>, WriteError> {
         match self.write_batch(batch, Commit::Now) {
             Ok(_) => Ok(Vec::new()),
-            Err(WriteError::Statement(m)) => {
-                wasmconnect_sdk::warn!(
-                    "A batch statement failed ({m}); writing its records one by one."
-                );
-                self.write_rejecting(batch)
-            }
+            Err(WriteError::Statement(m)) => self.write_rejecting(batch, "A batch statement", &m),
             Err(e) => Err(e),
         }
     }
 
-    /// Writes every record of the batch on its own ([`JdbcSink::write_one_by_one`]),
-    /// its tables checked first: a transient failure since they were may have dropped
-    /// what the sink knew of them.
-    fn write_rejecting(&mut self, batch: &mut Batch<'_>) -> Result<Vec<RecordFailure>, WriteError> {
+    /// After `failed` (what) was rejected with `message`: writes every record of the batch
+    /// on its own ([`JdbcSink::write_one_by_one`]), its tables checked first: a transient
+    /// failure since they were may have dropped what the sink knew of them.
+    fn write_rejecting(
+        &mut self,
+        batch: &mut Batch<'_>,
+        failed: &str,
+        message: &str,
+    ) -> Result<Vec<RecordFailure>, WriteError> {
+        wasmconnect_sdk::warn!("{failed} failed ({message}); writing its records one by one.");
         while batch.convert_part() {}
         self.ensure_tables(&batch.changes)?;
         self.write_one_by_one(&batch.changes)
@@ -656,10 +657,7 @@ impl JdbcSink {
         let mut batch = Batch::new(&records, &settings);
         let written = match failed {
             WriteError::Statement(m) => {
-                wasmconnect_sdk::warn!(
-                    "A statement of the last batch failed ({m}); writing its records one by one."
-                );
-                self.write_rejecting(&mut batch)
+                self.write_rejecting(&mut batch, "A statement of the last batch", &m)
             }
             WriteError::Transient(m) => {
                 wasmconnect_sdk::warn!("The last batch was not written ({m}); writing it again.");
@@ -700,11 +698,8 @@ impl JdbcSink {
         self.settle()?;
         match failed {
             WriteError::Statement(m) => {
-                wasmconnect_sdk::warn!(
-                    "A batch statement failed ({m}); writing its records one by one."
-                );
                 let rejected = self
-                    .write_rejecting(batch)
+                    .write_rejecting(batch, "A batch statement", &m)
                     .map_err(|e| self.plugin_error(e))?;
                 batch.failures.extend(rejected);
                 Ok(Vec::new())
@@ -900,6 +895,9 @@ impl Sink for JdbcSink {
                 }
             }
         }
+        let mut failures = std::mem::take(&mut batch.failures);
+        failures.sort_by_key(|f| f.index);
+        drop(batch);
         if !submitted.is_empty() {
             let committed = match &self.db {
                 Some(db) => db.submit_commit().map_err(WriteError::from),
@@ -913,11 +911,6 @@ impl Sink for JdbcSink {
                     return Err(self.plugin_error(e));
                 }
             }
-        }
-        let mut failures = std::mem::take(&mut batch.failures);
-        failures.sort_by_key(|f| f.index);
-        drop(batch);
-        if !submitted.is_empty() {
             self.in_flight = Some(InFlight {
                 records,
                 state: Flight::Submitted(submitted),
