@@ -2,7 +2,7 @@
 //! ports, running a worker process, waiting, and talking to its REST API.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -154,6 +154,23 @@ pub fn rest(
     (status, body)
 }
 
+/// Where a worker's log goes: the test's stderr, or with `WORKER_LOG_DIR` set, the file
+/// `<port>.log` there (appended to across restarts), so the workers of a group can be told
+/// apart when a test fails.
+fn worker_log(port: u16) -> std::process::Stdio {
+    let Some(dir) = std::env::var_os("WORKER_LOG_DIR") else {
+        return std::process::Stdio::inherit();
+    };
+    let path = Path::new(&dir).join(format!("{port}.log"));
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+        .into()
+}
+
 /// Runs `wasmconnect <mode> <dir>/worker.properties` and waits for its REST API on `port`.
 fn spawn_worker(mode: &str, dir: &tempfile::TempDir, port: u16) -> Worker {
     let child = Command::new(binary())
@@ -164,7 +181,7 @@ fn spawn_worker(mode: &str, dir: &tempfile::TempDir, port: u16) -> Worker {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(worker_log(port))
         .spawn()
         .expect("worker process starts");
     let mut worker = Worker(Some(child));
