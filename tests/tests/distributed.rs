@@ -5,15 +5,19 @@
 //! through any worker. Sinks write to MariaDB so that every record can be
 //! counted after a failover.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
+use wasmconnect::herder::distributed::group::{GroupMember, GroupSettings};
+use wasmconnect::herder::distributed::protocol::{
+    Assignment, PROTOCOL_TYPE, Protocol, Work, WorkerMetadata,
+};
 use wasmconnect_e2e::db::mysql_database;
 use wasmconnect_e2e::{GroupWorker, kafka, rest, unique, wait_for};
 
-/// The two tests start eight workers between them on a two-core machine; they run one
-/// after the other so neither's timings or waits depend on the other's load.
+/// The tests start up to five workers each on a two-core machine; they run one after the
+/// other so none's timings or waits depend on another's load.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -735,6 +739,133 @@ fn a_sink_run_survives_kill_9_a_clean_stop_and_a_joining_worker() {
             history_before.writes.get(id),
             "task {id} stayed on {survivor} but its status was written while the load spread"
         );
+    }
+}
+
+/// A worker told to revoke work it does not run still starts a new round, so that the
+/// leader can hand the work out. A leader does this when it counted the work as the
+/// worker's (the status topic showed it starting there after the worker's report) and
+/// then moved it to even the load. Revoking it leaves the worker's report unchanged, and
+/// Tansu answers a rejoin with unchanged metadata with the same generation and the same
+/// assignment: a worker that only rejoined would loop in that round while the work ran
+/// nowhere (a rolling restart once left a connector and a task UNASSIGNED so). The test
+/// leads the group itself, through the runtime's group client, to send that assignment.
+#[test]
+fn a_worker_told_to_revoke_work_it_does_not_run_starts_a_new_round() {
+    let _serial = one_at_a_time();
+    let group = unique("wc-revoke");
+    let rt = kafka::runtime();
+    let mut lead = TestLeader::new(&group);
+    let nothing = BTreeSet::new();
+    rt.block_on(lead.round(&nothing));
+    let _worker = GroupWorker::start(&kafka::bootstrap(), &group, "");
+    // Until the worker is in a round and the group then stays put for five seconds.
+    let joined = Instant::now();
+    loop {
+        let round = rt.block_on(lead.next_round(Duration::from_secs(5)));
+        if round.is_none() && lead.others > 0 {
+            break;
+        }
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "the worker never settled in the group"
+        );
+    }
+    lead.config_offset += 1; // changed metadata: the coordinator starts a round
+    let ghost = BTreeSet::from([Work::Connector("ghost".into())]);
+    let told = rt.block_on(lead.round(&ghost));
+    let next = rt.block_on(lead.next_round(Duration::from_secs(20)));
+    assert!(
+        next.is_some_and(|generation| generation > told),
+        "no round after generation {told}, in which the worker was told to revoke work it does not run"
+    );
+    let _ = rt.block_on(lead.member.leave());
+}
+
+/// The test as a group's leader, through the runtime's group client: every other member
+/// is told to revoke what the test says, and assigned nothing.
+struct TestLeader {
+    member: GroupMember,
+    /// The config offset in this member's metadata; changing it changes the metadata.
+    config_offset: i64,
+    /// How many other members the last round had.
+    others: usize,
+}
+
+impl TestLeader {
+    fn new(group: &str) -> TestLeader {
+        let settings = GroupSettings {
+            group_id: group.to_owned(),
+            client_id: format!("{group}-test-leader"),
+            session_timeout: Duration::from_secs(6),
+            rebalance_timeout: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(6),
+        };
+        TestLeader {
+            member: GroupMember::new(&kafka::bootstrap(), PROTOCOL_TYPE, settings),
+            config_offset: -1,
+            others: 0,
+        }
+    }
+
+    /// Joins (the first member of a group leads it) and tells every other member to
+    /// revoke `revoked`. Returns the round's generation.
+    async fn round(&mut self, revoked: &BTreeSet<Work>) -> i32 {
+        let protocol = Protocol::Sessioned;
+        loop {
+            let metadata = WorkerMetadata {
+                url: "http://127.0.0.1:9/".into(),
+                config_offset: self.config_offset,
+                allocation: None,
+            };
+            let joined = self
+                .member
+                .join(&[(protocol.name(), metadata.encode(protocol.version()))])
+                .await
+                .expect("the test joins");
+            assert!(joined.is_leader(), "the test leads the group");
+            let assignments: Vec<(String, Vec<u8>)> = joined
+                .members
+                .iter()
+                .map(|(id, _)| {
+                    let other = *id != joined.member_id;
+                    let assignment = Assignment {
+                        leader: joined.member_id.clone(),
+                        leader_url: metadata.url.clone(),
+                        config_offset: -1,
+                        revoked: if other {
+                            revoked.clone()
+                        } else {
+                            BTreeSet::new()
+                        },
+                        ..Assignment::default()
+                    };
+                    (id.clone(), assignment.encode(protocol.version()))
+                })
+                .collect();
+            self.others = assignments.len().saturating_sub(1);
+            match self.member.sync(&joined, assignments).await {
+                Ok(_) => return joined.generation,
+                Err(e) if e.needs_rejoin() => continue,
+                Err(e) => panic!("SyncGroup: {e}"),
+            }
+        }
+    }
+
+    /// Heartbeats until the coordinator starts a round, then leads it (revoking nothing)
+    /// and returns its generation; `None` when `within` passes first.
+    async fn next_round(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match self.member.heartbeat().await {
+                Ok(()) => {}
+                Err(e) if e.needs_rejoin() => return Some(self.round(&BTreeSet::new()).await),
+                Err(e) => panic!("Heartbeat: {e}"),
+            }
+        }
+        None
     }
 }
 

@@ -740,7 +740,8 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
     let mut current: BTreeSet<Work> = BTreeSet::new();
     let mut leader_configured: Option<BTreeSet<Work>> = None;
     // Set when this member left a stable generation to rebalance: the coordinator said one
-    // is under way, the configured work changed, or a scheduled rebalance is due.
+    // is under way, the configured work changed, a scheduled rebalance is due, or it gave
+    // work up for the leader to hand out.
     let mut wants_rebalance = false;
     // The generation of the last round this member completed.
     let mut last_round: Option<i32> = None;
@@ -867,8 +868,12 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
             "Joined the worker group."
         );
         inner.wake.notify_one();
-        // A member that gave work up rejoins at once, so the leader can hand it out.
+        // A member that gave work up rejoins at once, so the leader can hand it out. That
+        // takes a new round: work revoked that this member never ran (the leader counted it
+        // as this member's from the status topic) leaves its metadata unchanged, and Tansu
+        // then answers the rejoin with the same generation and the same assignment.
         if !assignment.revoked.is_empty() {
+            wants_rebalance = true;
             continue;
         }
         let rejoin_at = (assignment.delay_ms > 0)
