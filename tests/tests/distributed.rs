@@ -774,6 +774,10 @@ fn a_worker_told_to_revoke_work_it_does_not_run_starts_a_new_round() {
     lead.config_offset += 1; // changed metadata: the coordinator starts a round
     let ghost = BTreeSet::from([Work::Connector("ghost".into())]);
     let told = rt.block_on(lead.round(&ghost));
+    assert_eq!(
+        lead.others, 1,
+        "the worker is in the round that tells it to revoke"
+    );
     let next = rt.block_on(lead.next_round(Duration::from_secs(20)));
     assert!(
         next.is_some_and(|generation| generation > told),
