@@ -755,9 +755,9 @@ fn a_worker_told_to_revoke_work_it_does_not_run_starts_a_new_round() {
     let _serial = one_at_a_time();
     let group = unique("wc-revoke");
     let rt = kafka::runtime();
-    let mut lead = TestLeader::new(&group);
-    let nothing = BTreeSet::new();
-    rt.block_on(lead.round(&nothing));
+    let mut lead = TestMember::new(&group, &format!("{group}-test-leader"));
+    rt.block_on(lead.round(&BTreeSet::new()));
+    assert!(lead.led, "the first member leads");
     let _worker = GroupWorker::start(&kafka::bootstrap(), &group, "");
     // Until the worker is in a round and the group then stays put for five seconds.
     let joined = Instant::now();
@@ -774,9 +774,9 @@ fn a_worker_told_to_revoke_work_it_does_not_run_starts_a_new_round() {
     lead.config_offset += 1; // changed metadata: the coordinator starts a round
     let ghost = BTreeSet::from([Work::Connector("ghost".into())]);
     let told = rt.block_on(lead.round(&ghost));
-    assert_eq!(
-        lead.others, 1,
-        "the worker is in the round that tells it to revoke"
+    assert!(
+        lead.led && lead.others == 1,
+        "the test leads the round that tells the worker to revoke"
     );
     let next = rt.block_on(lead.next_round(Duration::from_secs(20)));
     assert!(
@@ -786,35 +786,90 @@ fn a_worker_told_to_revoke_work_it_does_not_run_starts_a_new_round() {
     let _ = rt.block_on(lead.member.leave());
 }
 
-/// The test as a group's leader, through the runtime's group client: every other member
-/// is told to revoke what the test says, and assigned nothing.
-struct TestLeader {
+/// Work handed to a member that never starts it is handed out again. A member can miss
+/// its assignment while every member heartbeats: after a full restart, Tansu 0.6 let two
+/// members lead one generation, and one of them synced its own assignment (nothing) instead
+/// of the other's, so a connector and a task ran nowhere. The leader now starts a new round
+/// when, a session timeout after handing work out, the status topic does not show it
+/// started where it went. The test is that member: it joins a real worker's group as a
+/// follower, takes its share of a connector's work, and runs nothing; once it leaves, the
+/// worker runs all of it.
+#[test]
+fn work_a_member_never_starts_is_handed_out_again() {
+    let _serial = one_at_a_time();
+    let group = unique("wc-unstarted");
+    let worker = GroupWorker::start(&kafka::bootstrap(), &group, "");
+    leader(&[&worker]);
+    let rt = kafka::runtime();
+    let mut member = TestMember::new(&group, "0-test-member");
+    rt.block_on(member.round(&BTreeSet::new()));
+    assert!(!member.led, "the worker, first in the group, leads it");
+    let name = unique("unstarted");
+    let config = json!({"name": name, "config": {
+        "connector.class": "DatagenConnector",
+        "kafka.topic": format!("{name}-out"),
+        "iterations": "1000000",
+        "max.interval": "1000",
+    }});
+    expect(worker.port, "POST", "/connectors", Some(&config), 201);
+    // The worker takes the connector or its task, and the test's member (the less loaded)
+    // the other.
+    let created = Instant::now();
+    while member.assigned.is_empty() {
+        rt.block_on(member.next_round(Duration::from_secs(1)));
+        assert!(
+            created.elapsed() < Duration::from_secs(60),
+            "no work went to the test's member"
+        );
+    }
+    let given = member.generation;
+    let next = rt.block_on(member.next_round(Duration::from_secs(20)));
+    assert!(
+        next.is_some_and(|generation| generation > given),
+        "no round after generation {given}, in which the test's member got work it never started"
+    );
+    let _ = rt.block_on(member.member.leave());
+    wait_everywhere(&[&worker], &name, "RUNNING", 1, Duration::from_secs(60));
+}
+
+/// The test as a member of a group, through the runtime's group client. It runs nothing and
+/// reports nothing; as the group's leader (the first member leads) it tells every other
+/// member to revoke what the test says, and assigns nothing.
+struct TestMember {
     member: GroupMember,
     /// The config offset in this member's metadata; changing it changes the metadata.
     config_offset: i64,
-    /// How many other members the last round had.
+    /// Whether it led the last round, and how many other members that round had (known
+    /// to a leader only).
+    led: bool,
     others: usize,
+    /// The last round's generation, and what it assigned this member.
+    generation: i32,
+    assigned: BTreeSet<Work>,
 }
 
-impl TestLeader {
-    fn new(group: &str) -> TestLeader {
+impl TestMember {
+    fn new(group: &str, client_id: &str) -> TestMember {
         let settings = GroupSettings {
             group_id: group.to_owned(),
-            client_id: format!("{group}-test-leader"),
+            client_id: client_id.to_owned(),
             session_timeout: Duration::from_secs(6),
             rebalance_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(6),
         };
-        TestLeader {
+        TestMember {
             member: GroupMember::new(&kafka::bootstrap(), PROTOCOL_TYPE, settings),
             config_offset: -1,
+            led: false,
             others: 0,
+            generation: -1,
+            assigned: BTreeSet::new(),
         }
     }
 
-    /// Joins (the first member of a group leads it) and tells every other member to
-    /// revoke `revoked`. Returns the round's generation.
+    /// Joins a round; as its leader, tells every other member to revoke `revoked`. Returns
+    /// the round's generation.
     async fn round(&mut self, revoked: &BTreeSet<Work>) -> i32 {
         let protocol = Protocol::Sessioned;
         loop {
@@ -828,7 +883,6 @@ impl TestLeader {
                 .join(&[(protocol.name(), metadata.encode(protocol.version()))])
                 .await
                 .expect("the test joins");
-            assert!(joined.is_leader(), "the test leads the group");
             let assignments: Vec<(String, Vec<u8>)> = joined
                 .members
                 .iter()
@@ -848,16 +902,22 @@ impl TestLeader {
                     (id.clone(), assignment.encode(protocol.version()))
                 })
                 .collect();
+            self.led = joined.is_leader();
             self.others = assignments.len().saturating_sub(1);
             match self.member.sync(&joined, assignments).await {
-                Ok(_) => return joined.generation,
+                Ok(bytes) => {
+                    let mine = Assignment::decode(&bytes).expect("an assignment the test reads");
+                    self.generation = joined.generation;
+                    self.assigned = mine.assigned;
+                    return joined.generation;
+                }
                 Err(e) if e.needs_rejoin() => continue,
                 Err(e) => panic!("SyncGroup: {e}"),
             }
         }
     }
 
-    /// Heartbeats until the coordinator starts a round, then leads it (revoking nothing)
+    /// Heartbeats until the coordinator starts a round, then joins it (revoking nothing)
     /// and returns its generation; `None` when `within` passes first.
     async fn next_round(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;

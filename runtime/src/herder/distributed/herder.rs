@@ -798,10 +798,13 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
         // SyncGroup hands back what it was given. Kafka starts a new round when a leader
         // rejoins.
         let same_round = last_round == Some(joined.generation);
+        // What this member handed out as leader, checked a session timeout after the round.
+        let mut handed = Vec::new();
         let assignments = if joined.is_leader() && !same_round {
-            let (out, configured) = lead(&inner, &joined, protocol, &mut assignor).await;
-            leader_configured = Some(configured);
-            out
+            let led = lead(&inner, &joined, protocol, &mut assignor).await;
+            leader_configured = Some(led.configured);
+            handed = led.handed;
+            led.assignments
         } else {
             if !joined.is_leader() {
                 leader_configured = None;
@@ -878,11 +881,15 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
         }
         let rejoin_at = (assignment.delay_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(assignment.delay_ms as u64));
+        let mut confirm_at = (!handed.is_empty()).then(|| Instant::now() + s.session_timeout);
         // Heartbeat at once: the session counts from the last answered heartbeat, and a
         // generation that moved on while this member joined is noticed a beat sooner.
         let mut next_beat = Instant::now();
         loop {
-            let deadline = rejoin_at.map_or(next_beat, |r| r.min(next_beat));
+            let deadline = [rejoin_at, confirm_at]
+                .into_iter()
+                .flatten()
+                .fold(next_beat, Instant::min);
             tokio::select! {
                 () = inner.cancel.cancelled() => break 'rebalance,
                 () = tokio::time::sleep_until(deadline.into()) => {}
@@ -896,6 +903,18 @@ async fn membership_loop(inner: Arc<Inner>, stopped: CancellationToken) {
                 tracing::debug!("Rejoining: the scheduled rebalance is due.");
                 wants_rebalance = true;
                 continue 'rebalance;
+            }
+            if confirm_at.is_some_and(|c| Instant::now() >= c) {
+                confirm_at = None;
+                let unstarted = not_started(&inner, &handed);
+                if !unstarted.is_empty() {
+                    tracing::info!(
+                        work = ?unstarted,
+                        "Work handed out a session timeout ago has not started where it went; rebalancing."
+                    );
+                    wants_rebalance = true;
+                    continue 'rebalance;
+                }
             }
             if let Some(configured) = &leader_configured
                 && configured_work(&lock(&inner.config)) != *configured
@@ -1010,17 +1029,28 @@ async fn heartbeating<T>(
     }
 }
 
+/// What a leader decided in a round.
+struct Led {
+    /// Each member's encoded assignment.
+    assignments: Vec<(String, Vec<u8>)>,
+    /// The configured work the assignments cover.
+    configured: BTreeSet<Work>,
+    /// The work handed out, each with the URL of the worker it went to.
+    handed: Vec<(String, Work)>,
+}
+
 /// The leader's part of a rebalance: read the config topic as far as any member has, then
-/// assign. Returns the encoded assignments and the configured work they cover.
+/// assign.
 async fn lead(
     inner: &Inner,
     joined: &super::group::Joined,
     protocol: Protocol,
     assignor: &mut AssignorState,
-) -> (Vec<(String, Vec<u8>)>, BTreeSet<Work>) {
+) -> Led {
     let mut members = BTreeMap::new();
     // Member id by advertised URL, for statuses (which name workers by URL).
     let mut by_url = BTreeMap::new();
+    let mut url_of = BTreeMap::new();
     let mut max_offset = -1;
     for (id, bytes) in &joined.members {
         let meta = WorkerMetadata::decode(bytes).unwrap_or_else(|e| {
@@ -1028,7 +1058,8 @@ async fn lead(
             WorkerMetadata::default()
         });
         max_offset = max_offset.max(meta.config_offset);
-        by_url.insert(meta.url, id.clone());
+        by_url.insert(meta.url.clone(), id.clone());
+        url_of.insert(id.clone(), meta.url);
         let running = if protocol.is_cooperative() {
             meta.allocation.map(|a| a.assigned).unwrap_or_default()
         } else {
@@ -1072,7 +1103,12 @@ async fn lead(
             "Assigned."
         );
     }
-    let out = result
+    let handed = result
+        .iter()
+        .filter_map(|(member, a)| Some((url_of.get(member)?, &a.assigned)))
+        .flat_map(|(url, work)| work.iter().map(|w| (url.clone(), w.clone())))
+        .collect();
+    let assignments = result
         .into_iter()
         .map(|(member, a)| {
             let delay_ms = match recheck_ms {
@@ -1091,7 +1127,42 @@ async fn lead(
             (member, assignment.encode(protocol.version()))
         })
         .collect();
-    (out, configured)
+    Led {
+        assignments,
+        configured,
+        handed,
+    }
+}
+
+/// The URL a worker advertises in its metadata, from the id its statuses name it by.
+fn worker_url(worker_id: &str) -> String {
+    format!("http://{worker_id}/")
+}
+
+/// Of the work this leader handed out, what the status topic does not show started by the
+/// worker it went to (in any state but UNASSIGNED), and is still configured. A member can
+/// miss its assignment while every member heartbeats: after a full restart Tansu 0.6 let
+/// two members lead one generation, and one of them synced its own assignment (nothing)
+/// instead of the other's. Without a new round that work would run nowhere.
+fn not_started(inner: &Inner, handed: &[(String, Work)]) -> Vec<Work> {
+    let unconfirmed: Vec<&Work> = {
+        let statuses = lock(&inner.statuses);
+        handed
+            .iter()
+            .filter(|(url, w)| {
+                !statuses.of(w).0.is_some_and(|r| {
+                    r.state != State::Unassigned && worker_url(&r.worker_id) == *url
+                })
+            })
+            .map(|(_, w)| w)
+            .collect()
+    };
+    let configured = configured_work(&lock(&inner.config));
+    unconfirmed
+        .into_iter()
+        .filter(|w| configured.contains(*w))
+        .cloned()
+        .collect()
 }
 
 /// Adds to each member's reported work what the status topic says it started within the
@@ -1123,7 +1194,7 @@ fn claim_recently_started(
             .written_ms
             .get(&key)
             .is_some_and(|ms| task::epoch_millis().saturating_sub(*ms) < window);
-        let member = by_url.get(&format!("http://{}/", record.worker_id));
+        let member = by_url.get(&worker_url(&record.worker_id));
         if let (true, Some(member)) = (recent, member)
             && let Some(set) = members.get_mut(member)
         {
