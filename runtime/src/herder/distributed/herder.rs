@@ -212,7 +212,7 @@ impl DistributedHerder {
         status_log.read_to_end(Duration::from_secs(30)).await?;
         let worker_id = worker.config.advertised.clone();
         let inner = Arc::new(Inner {
-            url: format!("http://{worker_id}/"),
+            url: worker_url(&worker_id),
             worker_id,
             worker,
             registry,
@@ -592,7 +592,7 @@ impl DistributedHerder {
         match owner {
             Some(w) if w != self.inner.worker_id => Err(HerderError::NotOwner {
                 what: format!("task {name}-{task}"),
-                url: format!("http://{w}/"),
+                url: worker_url(&w),
             }),
             _ => Err(HerderError::NotLeader(None)),
         }
