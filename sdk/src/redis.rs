@@ -172,7 +172,8 @@ pub fn connect() -> Result<Connection, RedisError> {
     imp::connect().map(|inner| Connection { inner })
 }
 
-/// A task's Redis connection.
+/// A task's Redis connection. It outlives a broken connection: after a
+/// [`RedisError::Transient`] its next call opens a new one.
 #[derive(Debug)]
 pub struct Connection {
     inner: imp::Connection,

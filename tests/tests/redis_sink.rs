@@ -363,6 +363,113 @@ fn a_batch_sent_in_parts_keeps_record_order_and_blames_the_right_record() {
     }
 }
 
+/// A connection that breaks while a batch's replies are on the way loses them: that batch
+/// is sent again before anything else, so every record is written (at least once, which
+/// for SET is exactly the value), and the plugin's connection handle takes a new connection
+/// at its next call. The test kills the sink's connections (in a Redis database of its own,
+/// so no other test's) a few times while it writes.
+#[test]
+fn replies_lost_with_the_connection_are_sent_again_and_nothing_is_lost() {
+    const DB: i64 = 5;
+    const RECORDS: usize = 100_000;
+    // Rounds of killing the sink's connections, 100 ms apart.
+    const KILL_ROUNDS: usize = 5;
+    let rt = runtime();
+    let url = format!(
+        "{}/{DB}",
+        redis_url()
+            .trim_end_matches(char::is_numeric)
+            .trim_end_matches('/')
+    );
+    let mut r = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .expect("Redis reachable");
+    let own: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query(&mut r)
+        .expect("CLIENT ID");
+    let topic = unique("redis-killed");
+    rt.block_on(create_topic(&topic));
+    let records: Vec<_> = (0..RECORDS)
+        .map(|i| kv(i, Some(&format!("v{i}"))))
+        .collect();
+    rt.block_on(produce(&topic, &records));
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("redis-killed");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            "STRING",
+            json!({
+                "redis.uri": url,
+                "batch.max.records": "1000",
+                "consumer.override.max.poll.records": "1000",
+            }),
+        ),
+    );
+    let last = format!("{topic}:{}", RECORDS - 1);
+    let first = format!("{topic}:0");
+    let mut kills = 0;
+    let mut rounds = 0;
+    wait_redis(&worker, &[&name], "the last key", || {
+        let started: bool = r.exists(&first).unwrap_or(false);
+        let done: bool = r.exists(&last).unwrap_or(false);
+        if started && !done && rounds < KILL_ROUNDS {
+            rounds += 1;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(&mut r)
+                .unwrap_or_default();
+            for line in clients
+                .lines()
+                .filter(|l| l.contains(&format!(" db={DB} ")))
+            {
+                let id = line
+                    .split(' ')
+                    .find_map(|f| f.strip_prefix("id="))
+                    .unwrap_or("");
+                if id != own.to_string() {
+                    let killed: i64 = redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("ID")
+                        .arg(id)
+                        .query(&mut r)
+                        .unwrap_or(0);
+                    kills += killed;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done
+    });
+    assert!(
+        kills > 0,
+        "the sink finished before a connection could be killed"
+    );
+    let keys: Vec<String> = (0..RECORDS).map(|i| format!("{topic}:{i}")).collect();
+    let mut missing = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let values: Vec<Option<String>> = r.mget(chunk).expect("MGET");
+        for (key, value) in chunk.iter().zip(values) {
+            let i = key.rsplit(':').next().unwrap_or("");
+            if value.as_deref() != Some(format!("v{i}").as_str()) {
+                missing.push(key.clone());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} keys not written after {kills} kills, the first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(worker.task_state(&name).0, "RUNNING");
+    for chunk in keys.chunks(10_000) {
+        let _: i64 = r.del(chunk).expect("redis");
+    }
+}
+
 /// JSON needs the RedisJSON module: with it the document is stored, without it (Debian's
 /// Redis) the record fails with Redis' own "unknown command" in the task's trace.
 #[test]

@@ -251,6 +251,9 @@ pub struct RedisGrant {
     target: Result<RedisTarget, String>,
     allowed_hosts: Vec<String>,
     connection: Option<MultiplexedConnection>,
+    /// How many connections the task has opened: a handle holding an older one (broken,
+    /// since forgotten) takes the current one at its next call.
+    opened: u64,
     /// The task's sends still awaiting their replies, over all its connection handles.
     in_flight: Arc<AtomicUsize>,
 }
@@ -261,6 +264,7 @@ impl RedisGrant {
             target: RedisTarget::from_config(config),
             allowed_hosts: allowed_hosts.to_vec(),
             connection: None,
+            opened: 0,
             in_flight: Arc::default(),
         }
     }
@@ -279,6 +283,7 @@ impl RedisGrant {
         let connection = open(&target).await?;
         tracing::info!(host = %target.host, port = target.port, database = target.database, tls = target.tls, "Opened the connector's Redis connection.");
         self.connection = Some(connection.clone());
+        self.opened += 1;
         Ok(connection)
     }
 
@@ -289,8 +294,12 @@ impl RedisGrant {
 }
 
 /// The host side of `redis.connection`: a handle on the task's multiplexed connection.
+/// The plugin keeps its handle across a broken connection: the handle's next call
+/// opens a new one (see [`TaskState::current_redis`]).
 pub struct RedisConnection {
     connection: MultiplexedConnection,
+    /// Which of the task's connections this is ([`RedisGrant::opened`]).
+    opened: u64,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -512,10 +521,12 @@ impl wit::Host for TaskState {
             Err(e) => return Ok(Err(e)),
         };
         let in_flight = grant.in_flight.clone();
+        let opened = grant.opened;
         let handle = self
             .table
             .push(RedisConnection {
                 connection,
+                opened,
                 in_flight,
             })
             .map_err(table_error)?;
@@ -524,6 +535,30 @@ impl wit::Host for TaskState {
 }
 
 impl TaskState {
+    /// Makes `this` hold the task's current connection, opening a new one when the last
+    /// broke: a plugin's handle outlives a broken connection.
+    async fn current_redis(
+        &mut self,
+        this: &Resource<RedisConnection>,
+    ) -> wasmtime::Result<Result<(), RedisError>> {
+        let Some(grant) = self.redis.as_mut() else {
+            return Ok(Err(RedisError::Denied(
+                "the redis capability is only available to a running task".into(),
+            )));
+        };
+        let handle = self.table.get_mut(this).map_err(table_error)?;
+        if grant.connection.is_none() || handle.opened != grant.opened {
+            match grant.connection().await {
+                Ok(connection) => {
+                    handle.connection = connection;
+                    handle.opened = grant.opened;
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// After a transient failure the task's next `connect` opens a fresh connection.
     fn note_redis_result<T>(&mut self, result: &Result<T, RedisError>) {
         if let Err(RedisError::Transient(_)) = result
@@ -540,6 +575,9 @@ impl wit::HostConnection for TaskState {
         this: Resource<RedisConnection>,
         args: Vec<Vec<u8>>,
     ) -> wasmtime::Result<Result<Reply, RedisError>> {
+        if let Err(e) = self.current_redis(&this).await? {
+            return Ok(Err(e));
+        }
         let connection = self.table.get_mut(&this).map_err(table_error)?;
         let result = connection.command(args).await;
         self.note_redis_result(&result);
@@ -552,6 +590,9 @@ impl wit::HostConnection for TaskState {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Vec<Reply>, RedisError>> {
+        if let Err(e) = self.current_redis(&this).await? {
+            return Ok(Err(e));
+        }
         let connection = self.table.get_mut(&this).map_err(table_error)?;
         let result = connection.pipeline(commands, atomic).await;
         self.note_redis_result(&result);
@@ -564,6 +605,9 @@ impl wit::HostConnection for TaskState {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
+        if let Err(e) = self.current_redis(&this).await? {
+            return Ok(Err(e));
+        }
         let connection = self.table.get_mut(&this).map_err(table_error)?;
         let result = connection.send(commands, atomic).await;
         self.note_redis_result(&result);
@@ -676,6 +720,7 @@ mod tests {
             .expect("Redis at 127.0.0.1:6379 (scripts/services.sh starts it)");
         RedisConnection {
             connection,
+            opened: 1,
             in_flight: Arc::default(),
         }
     }
