@@ -578,6 +578,34 @@ pub mod kafka {
         out
     }
 
+    /// Reads `count` dead letters from `dlq` and checks that each is a `TASK_PUT` failure of
+    /// the plugin `class` whose message contains `reason`; returns their keys, sorted.
+    pub fn task_put_dead_letters(
+        dlq: &str,
+        count: usize,
+        class: &str,
+        reason: &str,
+    ) -> Vec<String> {
+        let dead = consume_records(dlq, count, Duration::from_secs(60));
+        for d in &dead {
+            assert_eq!(
+                d.header("__connect.errors.stage"),
+                Some("TASK_PUT"),
+                "{d:?}"
+            );
+            assert_eq!(
+                d.header("__connect.errors.class.name"),
+                Some(class),
+                "{d:?}"
+            );
+            let message = d.header("__connect.errors.exception.message").unwrap_or("");
+            assert!(message.contains(reason), "{message}");
+        }
+        let mut keys: Vec<String> = dead.into_iter().filter_map(|d| d.key).collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Every record of `topic` (all partitions) from the beginning, read until none has
     /// come for `quiet`; `(key, value)` pairs as text, in each partition's order.
     pub fn read_all(topic: &str, quiet: Duration) -> Vec<(Option<String>, Option<String>)> {

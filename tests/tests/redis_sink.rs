@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::Commands;
 use serde_json::{Value, json};
-use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime};
+use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime, task_put_dead_letters};
 use wasmconnect_e2e::{RestWorker, unique, wait_for};
 
 fn redis_url() -> String {
@@ -361,6 +361,64 @@ fn a_batch_sent_in_parts_keeps_record_order_and_blames_the_right_record() {
     for chunk in keys.chunks(500) {
         let _: i64 = r.del(chunk).expect("redis");
     }
+}
+
+/// `put` returns once a batch is sent and reads its replies in the next `put` or in
+/// `flush`: a command Redis rejects then is reported for its record (`errant-records`),
+/// which the error policy sends to the DLQ, and the rest of both batches is written.
+#[test]
+fn commands_rejected_after_put_returned_go_to_the_dlq_and_the_rest_is_written() {
+    let rt = runtime();
+    let mut r = redis();
+    let topic = unique("redis-late");
+    rt.block_on(create_topic(&topic));
+    // Batches of 500: key 400 is in the first (its reply read when the second is put),
+    // key 700 in the second (read at flush). Both hold strings, so HSET gets WRONGTYPE.
+    for taken in [400, 700] {
+        let _: () = r
+            .set(format!("{topic}:{taken}"), "a string")
+            .expect("redis");
+    }
+    let records: Vec<_> = (0..1000).map(|i| kv(i, Some(r#"{"n": 1}"#))).collect();
+    rt.block_on(produce(&topic, &records));
+    let dlq = unique("redis-late-dead");
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("redis-late");
+    worker.create(
+        &name,
+        sink(
+            &topic,
+            "HASH",
+            json!({
+                "batch.max.records": "500",
+                "consumer.override.max.poll.records": "500",
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "false",
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            }),
+        ),
+    );
+    let keys = task_put_dead_letters(&dlq, 2, "RedisSinkConnector", "WRONGTYPE");
+    assert_eq!(keys, ["400", "700"]);
+    let hashes = |r: &mut redis::Connection| {
+        (0..1000)
+            .filter(|i| {
+                r.hget::<_, _, Option<String>>(format!("{topic}:{i}"), "n")
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
+            .count()
+    };
+    wait_redis(&worker, &[&name], "the other 998 hashes", || {
+        hashes(&mut r) == 998
+    });
+    assert_eq!(worker.task_state(&name).0, "RUNNING");
+    let keys: Vec<String> = (0..1000).map(|i| format!("{topic}:{i}")).collect();
+    let _: i64 = r.del(keys).expect("redis");
 }
 
 /// A connection that breaks while a batch's replies are on the way loses them: that batch

@@ -4,14 +4,16 @@
 //!
 //! Each `put` is one round trip whatever the batch size: its records are planned in up to
 //! [`PARTS`] parts, each sent as a pipeline without waiting for the one before (Redis runs
-//! a part while the next is planned), and the replies are read once all are sent. With
-//! `redis.multiexec` the batch is one pipeline inside MULTI/EXEC. Commands follow record
-//! order across the parts, so a write and then a tombstone of the
-//! same key leave the key absent (the Java connector sends every delete first). A
-//! command Redis rejects (`WRONGTYPE`, say) fails its record alone; a broken connection
-//! makes the worker redeliver the batch, so delivery is at least once: replays are
-//! harmless for STRING, HASH, JSON, SET and ZSET, while LIST and STREAM may get an entry
-//! twice.
+//! a part while the next is planned). `put` then reads the replies of the batch before,
+//! not of its own, and returns: Redis writes a batch while the worker consumes, converts
+//! and hands over the next, and `flush` reads the last replies. With `redis.multiexec`
+//! the batch is one pipeline inside MULTI/EXEC. Commands follow record order across the
+//! parts and the batches, so a write and then a tombstone of the same key leave the key
+//! absent (the Java connector sends every delete first). A command Redis rejects
+//! (`WRONGTYPE`, say) fails its record alone, reported with `errant-records` in the next
+//! `put` or in `flush`. A batch whose replies are lost (a broken connection) is sent
+//! again before anything else, so delivery is at least once: replays are harmless for
+//! STRING, HASH, JSON, SET and ZSET, while LIST and STREAM may get an entry twice.
 
 mod config;
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use wasmconnect_sdk::data::json;
 use wasmconnect_sdk::data::{Decimal, logical};
 use wasmconnect_sdk::prelude::*;
-use wasmconnect_sdk::redis::{self, Cmd, Connection, Pipeline, Reply};
+use wasmconnect_sdk::redis::{self, Cmd, Connection, Pending, Pipeline, Reply};
 
 pub use config::{RedisSinkConfig, RedisType, Settings};
 
@@ -324,6 +326,96 @@ fn plan_record(
 pub struct RedisSink {
     settings: Settings,
     redis: Connection,
+    /// The last batch `put` accepted, until its replies are read.
+    in_flight: Option<InFlight>,
+}
+
+/// A batch accepted by `put` whose replies have not been read.
+#[derive(Debug)]
+struct InFlight {
+    records: Vec<Record>,
+    state: Flight,
+}
+
+/// A batch's pipelines on their way, each with the plan that says whose its replies are.
+type Sent = Vec<(Pending, Plan)>;
+
+#[derive(Debug)]
+enum Flight {
+    /// Its pipelines are sent.
+    Sent(Sent),
+    /// Its replies were lost: it is sent again before anything else.
+    Again,
+}
+
+impl RedisSink {
+    /// Plans `records` in parts and sends each part as soon as it is planned. Returns the
+    /// parts sent and the records that could not be planned.
+    fn send_batch(&self, records: &[Record]) -> Result<(Sent, Vec<RecordFailure>), PluginError> {
+        let parts = parts(records, &self.settings);
+        let count = parts.len();
+        let mut sent = Vec::with_capacity(count);
+        let mut failures = Vec::new();
+        let mut first = 0;
+        for (n, part) in parts.enumerate() {
+            let mut plan = plan_part(part, first, &self.settings);
+            first += part.len();
+            if n + 1 == count {
+                plan.close(&self.settings, !sent.is_empty());
+            }
+            failures.append(&mut plan.failures);
+            if !plan.pipeline.is_empty() {
+                let pending = self.redis.send(&plan.pipeline)?;
+                sent.push((pending, plan));
+            }
+        }
+        Ok((sent, failures))
+    }
+
+    /// Waits for the replies of `sent`; returns the records whose commands Redis rejected.
+    fn read(&self, sent: Sent) -> Result<Vec<RecordFailure>, PluginError> {
+        let mut rejected = Vec::new();
+        for (pending, mut plan) in sent {
+            plan.settle(&pending.replies()?, &self.settings)?;
+            rejected.append(&mut plan.failures);
+        }
+        Ok(rejected)
+    }
+
+    /// Reads the replies of the batch in flight, if any, sending it first if its replies
+    /// were lost: the records whose commands Redis rejected are reported
+    /// (`errant-records`); a retriable failure keeps the batch, to be sent again.
+    fn settle(&mut self) -> Result<(), PluginError> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let read = match flight.state {
+            Flight::Sent(sent) => self.read(sent),
+            // What could not be planned was returned by its `put`.
+            Flight::Again => self
+                .send_batch(&flight.records)
+                .and_then(|(sent, _unplanned)| self.read(sent)),
+        };
+        match read {
+            Ok(mut rejected) => {
+                rejected.sort_by_key(|f| f.index);
+                for failure in rejected {
+                    wasmconnect_sdk::errant::report_previous(failure.index, &failure.message)
+                        .map_err(PluginError::fatal)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_retriable() {
+                    self.in_flight = Some(InFlight {
+                        records: flight.records,
+                        state: Flight::Again,
+                    });
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 impl Sink for RedisSink {
@@ -346,33 +438,36 @@ impl Sink for RedisSink {
         let settings = Settings::from_config(&config)?;
         // Fail fast on an unreachable server or a bad URI.
         let redis = redis::connect()?;
-        Ok(RedisSink { settings, redis })
+        Ok(RedisSink {
+            settings,
+            redis,
+            in_flight: None,
+        })
     }
 
+    /// Sends the batch behind the one in flight, then reads that one's replies and returns:
+    /// Redis writes this batch while the worker prepares the next.
     fn put(&mut self, records: Vec<Record>) -> Result<Vec<RecordFailure>, PluginError> {
-        let parts = parts(&records, &self.settings);
-        let count = parts.len();
-        let mut sent = Vec::with_capacity(count);
-        let mut failures = Vec::new();
-        let mut first = 0;
-        for (n, part) in parts.enumerate() {
-            let mut plan = plan_part(part, first, &self.settings);
-            first += part.len();
-            if n + 1 == count {
-                plan.close(&self.settings, !sent.is_empty());
-            }
-            failures.append(&mut plan.failures);
-            if !plan.pipeline.is_empty() {
-                let pending = self.redis.send(&plan.pipeline)?;
-                sent.push((pending, plan));
-            }
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| matches!(f.state, Flight::Again))
+        {
+            self.settle()?;
         }
-        for (pending, mut plan) in sent {
-            plan.settle(&pending.replies()?, &self.settings)?;
-            failures.append(&mut plan.failures);
-        }
+        let (sent, mut failures) = self.send_batch(&records)?;
+        self.settle()?;
+        self.in_flight = Some(InFlight {
+            records,
+            state: Flight::Sent(sent),
+        });
         failures.sort_by_key(|f| f.index);
         Ok(failures)
+    }
+
+    /// Reads the last batch's replies: once this returns, everything accepted is written.
+    fn flush(&mut self) -> Result<(), PluginError> {
+        self.settle()
     }
 }
 
