@@ -15,6 +15,21 @@ fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
+/// `REDIS_URL` with database `db` in place of the one it names, if any.
+fn redis_url_in(db: i64) -> String {
+    let url = redis_url();
+    let server = match url.rsplit_once('/') {
+        // `redis://host:port/0`: the last segment is the database.
+        Some((server, last))
+            if server.contains("://") && last.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            server.to_owned()
+        }
+        _ => url,
+    };
+    format!("{server}/{db}")
+}
+
 fn redis() -> redis::Connection {
     redis::Client::open(redis_url())
         .and_then(|c| c.get_connection())
@@ -433,12 +448,7 @@ fn replies_lost_with_the_connection_are_sent_again_and_nothing_is_lost() {
     // Rounds of killing the sink's connections, 100 ms apart.
     const KILL_ROUNDS: usize = 5;
     let rt = runtime();
-    let url = format!(
-        "{}/{DB}",
-        redis_url()
-            .trim_end_matches(char::is_numeric)
-            .trim_end_matches('/')
-    );
+    let url = redis_url_in(DB);
     let mut r = redis::Client::open(url.as_str())
         .and_then(|c| c.get_connection())
         .expect("Redis reachable");

@@ -295,10 +295,10 @@ impl RedisGrant {
 
 /// The host side of `redis.connection`: a handle on the task's multiplexed connection.
 /// The plugin keeps its handle across a broken connection: the handle's next call
-/// opens a new one (see [`TaskState::current_redis`]).
+/// opens a new one (`TaskState::current_redis`).
 pub struct RedisConnection {
     connection: MultiplexedConnection,
-    /// Which of the task's connections this is ([`RedisGrant::opened`]).
+    /// Which of the task's connections this is (`RedisGrant::opened`).
     opened: u64,
     in_flight: Arc<AtomicUsize>,
 }
