@@ -442,12 +442,16 @@ impl RedisConnection {
         // while the plugin goes on. The queue has room: it holds more pipelines than a
         // task may have awaiting replies (`MAX_IN_FLIGHT`) plus the one `pipeline` or
         // `command` the task can be in at a time.
-        match std::future::poll_fn(|cx| Poll::Ready(replies.as_mut().poll(cx))).await {
-            Poll::Ready(done) => Ok(RedisPending::ready(done)),
-            Poll::Pending => Ok(RedisPending {
-                replies: Err((replies, slot)),
-            }),
-        }
+        // Its replies may be back already; they count as awaited until read all the same.
+        let replies = match std::future::poll_fn(|cx| Poll::Ready(replies.as_mut().poll(cx))).await
+        {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => Err(replies),
+        };
+        Ok(RedisPending {
+            replies,
+            _slot: Some(slot),
+        })
     }
 }
 
@@ -482,7 +486,10 @@ type PendingReplies = Pin<Box<dyn Future<Output = Result<Vec<Value>, RedisError>
 
 /// The host side of `redis.pending`: a sent pipeline, answered or still on its way.
 pub struct RedisPending {
-    replies: Result<Result<Vec<Value>, RedisError>, (PendingReplies, InFlight)>,
+    replies: Result<Result<Vec<Value>, RedisError>, PendingReplies>,
+    /// Counts the send against [`MAX_IN_FLIGHT`] until its replies are read or it is
+    /// dropped, answered already or not (`None` for a send of nothing).
+    _slot: Option<InFlight>,
 }
 
 impl std::fmt::Debug for RedisPending {
@@ -495,13 +502,14 @@ impl RedisPending {
     fn ready(replies: Result<Vec<Value>, RedisError>) -> RedisPending {
         RedisPending {
             replies: Ok(replies),
+            _slot: None,
         }
     }
 
     async fn replies(self) -> Result<Vec<Reply>, RedisError> {
         let values = match self.replies {
             Ok(done) => done,
-            Err((pending, _slot)) => pending.await,
+            Err(pending) => pending.await,
         }?;
         Ok(values.into_iter().map(reply_of).collect())
     }
