@@ -543,12 +543,12 @@ impl wit::Host for TaskState {
 }
 
 impl TaskState {
-    /// Makes `this` hold the task's current connection, opening a new one when the last
-    /// broke: a plugin's handle outlives a broken connection.
+    /// The handle `this`, holding the task's current connection: a new one is opened when
+    /// the last broke, because a plugin's handle outlives a broken connection.
     async fn current_redis(
         &mut self,
         this: &Resource<RedisConnection>,
-    ) -> wasmtime::Result<Result<(), RedisError>> {
+    ) -> wasmtime::Result<Result<&mut RedisConnection, RedisError>> {
         let Some(grant) = self.redis.as_mut() else {
             return Ok(Err(RedisError::Denied(
                 "the redis capability is only available to a running task".into(),
@@ -564,7 +564,7 @@ impl TaskState {
                 Err(e) => return Ok(Err(e)),
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(handle))
     }
 
     /// After a transient failure the task's next `connect` opens a fresh connection.
@@ -583,10 +583,10 @@ impl wit::HostConnection for TaskState {
         this: Resource<RedisConnection>,
         args: Vec<Vec<u8>>,
     ) -> wasmtime::Result<Result<Reply, RedisError>> {
-        if let Err(e) = self.current_redis(&this).await? {
-            return Ok(Err(e));
-        }
-        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        let connection = match self.current_redis(&this).await? {
+            Ok(connection) => connection,
+            Err(e) => return Ok(Err(e)),
+        };
         let result = connection.command(args).await;
         self.note_redis_result(&result);
         Ok(result)
@@ -598,10 +598,10 @@ impl wit::HostConnection for TaskState {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Vec<Reply>, RedisError>> {
-        if let Err(e) = self.current_redis(&this).await? {
-            return Ok(Err(e));
-        }
-        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        let connection = match self.current_redis(&this).await? {
+            Ok(connection) => connection,
+            Err(e) => return Ok(Err(e)),
+        };
         let result = connection.pipeline(commands, atomic).await;
         self.note_redis_result(&result);
         Ok(result)
@@ -613,10 +613,10 @@ impl wit::HostConnection for TaskState {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
-        if let Err(e) = self.current_redis(&this).await? {
-            return Ok(Err(e));
-        }
-        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        let connection = match self.current_redis(&this).await? {
+            Ok(connection) => connection,
+            Err(e) => return Ok(Err(e)),
+        };
         let result = connection.send(commands, atomic).await;
         self.note_redis_result(&result);
         match result {
