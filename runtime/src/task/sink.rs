@@ -354,7 +354,10 @@ impl Intake {
         let mut messages = consumer.stream();
         let mut consumed = 0;
         while consumed < self.max_records {
-            if self.cancel.is_cancelled() || self.target.has_changed().unwrap_or(true) {
+            // The stop is looked at every 64 messages (it takes a lock), the target at each.
+            if (consumed % 64 == 0 && self.cancel.is_cancelled())
+                || self.target.has_changed().unwrap_or(true)
+            {
                 break;
             }
             // A message already fetched is taken at once: arming the linger timer and the
@@ -377,7 +380,6 @@ impl Intake {
             };
             match received {
                 Some(Ok(message)) => {
-                    note_topic(&self.topics, self.task_id, message.topic());
                     consumed += 1;
                     self.take(&message, batch);
                 }
@@ -387,6 +389,16 @@ impl Intake {
                 }
                 // A consumer's stream does not end.
                 None => break,
+            }
+        }
+        // The batch's topics are active (KIP-558): noted once a batch, not once a message
+        // (each note takes the worker's lock), so a topic reset while the task runs is
+        // noted again with the next batch.
+        let mut last: Option<&Arc<str>> = None;
+        for (topic, _) in batch.positions.keys() {
+            if last != Some(topic) {
+                note_topic(&self.topics, self.task_id, topic);
+                last = Some(topic);
             }
         }
     }
