@@ -21,7 +21,11 @@ use sqlx::mysql::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column as _, Row, Transaction, TypeInfo, ValueRef};
+use std::borrow::Cow;
+
 use tokio::sync::{mpsc, oneshot};
+use wasmconnect_sdk::sql::SqlParam;
+use wasmconnect_sdk::sql::params as frame;
 use wasmtime::component::Resource;
 
 use super::bindings::sql::{self, Column, Dialect, RowSet, SqlError, SqlValue};
@@ -398,9 +402,10 @@ struct Submitted {
 
 /// What a writer runs: a statement, a BEGIN, or the open transaction's COMMIT.
 enum Work {
+    /// A statement with its parameters in a parameter frame, checked when submitted.
     Execute {
         statement: String,
-        params: Vec<SqlValue>,
+        params: Vec<u8>,
     },
     Begin,
     Commit,
@@ -569,7 +574,38 @@ fn micros_of_time(time: NaiveTime) -> i64 {
     i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1000)
 }
 
-/// Binds parameters; `$uint` binds an unsigned value, which only MySQL has a type for.
+/// A parameter of the old `list<sql-value>` calls, as the frame's parameters are bound.
+fn param_of(value: &SqlValue) -> SqlParam<'_> {
+    match value {
+        SqlValue::Null => SqlParam::Null,
+        SqlValue::Boolean(b) => SqlParam::Boolean(*b),
+        SqlValue::Int(i) => SqlParam::Int(*i),
+        SqlValue::Uint(u) => SqlParam::Uint(*u),
+        SqlValue::Double(f) => SqlParam::Double(*f),
+        SqlValue::Text(s) => SqlParam::Text(Cow::Borrowed(s)),
+        SqlValue::Bytes(b) => SqlParam::Bytes(Cow::Borrowed(b)),
+        SqlValue::Decimal(s) => SqlParam::Decimal(Cow::Borrowed(s)),
+        SqlValue::Date(d) => SqlParam::Date(*d),
+        SqlValue::Time(t) => SqlParam::Time(*t),
+        SqlValue::Timestamp(t) => SqlParam::Timestamp(*t),
+    }
+}
+
+/// The parameters of a `list<sql-value>` call in a parameter frame: every statement is
+/// bound from one.
+fn frame_of(params: &[SqlValue]) -> Vec<u8> {
+    frame::encode(params.iter().map(param_of))
+}
+
+/// Checks a plugin's parameter frame through to its end.
+fn check_frame(params: &[u8]) -> Result<(), SqlError> {
+    frame::decode(params)
+        .try_for_each(|p| p.map(drop))
+        .map_err(SqlError::Statement)
+}
+
+/// Binds the parameters of a frame; `$uint` binds an unsigned value, which only MySQL has
+/// a type for. Text and bytes are bound from the frame itself.
 macro_rules! bind_params {
     // PostgreSQL and SQLite have no unsigned 64-bit type: a value above i64::MAX goes as
     // text.
@@ -581,46 +617,46 @@ macro_rules! bind_params {
     };
     ($query:expr, $params:expr, |$q:ident, $u:ident| $uint:expr) => {{
         let mut q = $query;
-        for param in $params {
-            q = match param {
-                SqlValue::Null => q.bind(None::<String>),
-                SqlValue::Boolean(b) => q.bind(b),
-                SqlValue::Int(i) => q.bind(i),
-                SqlValue::Uint($u) => {
+        for param in frame::decode($params) {
+            q = match param.map_err(SqlError::Statement)? {
+                SqlParam::Null => q.bind(None::<String>),
+                SqlParam::Boolean(b) => q.bind(b),
+                SqlParam::Int(i) => q.bind(i),
+                SqlParam::Uint($u) => {
                     let $q = q;
                     $uint
                 }
-                SqlValue::Double(f) => q.bind(f),
-                SqlValue::Text(s) => q.bind(s),
-                SqlValue::Bytes(b) => q.bind(b),
-                SqlValue::Decimal(s) => q.bind(s),
-                SqlValue::Date(d) => q.bind(date_of(d)?),
-                SqlValue::Time(t) => q.bind(time_of(t)?),
-                SqlValue::Timestamp(t) => q.bind(timestamp_of(t)?),
+                SqlParam::Double(f) => q.bind(f),
+                SqlParam::Text(s) | SqlParam::Decimal(s) => q.bind(s),
+                SqlParam::Bytes(Cow::Borrowed(b)) => q.bind(b),
+                SqlParam::Bytes(Cow::Owned(b)) => q.bind(b),
+                SqlParam::Date(d) => q.bind(date_of(d)?),
+                SqlParam::Time(t) => q.bind(time_of(t)?),
+                SqlParam::Timestamp(t) => q.bind(timestamp_of(t)?),
             };
         }
         q
     }};
 }
 
-fn bind_mysql(
-    statement: &str,
-    params: Vec<SqlValue>,
-) -> Result<sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>, SqlError> {
+fn bind_mysql<'q>(
+    statement: &'q str,
+    params: &'q [u8],
+) -> Result<sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>, SqlError> {
     Ok(bind_params!(sqlx::query(statement), params, |q, u| q.bind(u)))
 }
 
-fn bind_postgres(
-    statement: &str,
-    params: Vec<SqlValue>,
-) -> Result<sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>, SqlError> {
+fn bind_postgres<'q>(
+    statement: &'q str,
+    params: &'q [u8],
+) -> Result<sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>, SqlError> {
     Ok(bind_params!(sqlx::query(statement), params, signed))
 }
 
-fn bind_sqlite(
-    statement: &str,
-    params: Vec<SqlValue>,
-) -> Result<sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>>, SqlError> {
+fn bind_sqlite<'q>(
+    statement: &'q str,
+    params: &'q [u8],
+) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>, SqlError> {
     Ok(bind_params!(sqlx::query(statement), params, signed))
 }
 
@@ -813,7 +849,7 @@ impl Session {
         }
     }
 
-    async fn execute(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+    async fn execute(&mut self, statement: &str, params: &[u8]) -> Result<u64, SqlError> {
         with_executor!(self, statement, params, |query, exec, _read| {
             query
                 .execute(exec)
@@ -823,7 +859,7 @@ impl Session {
         })
     }
 
-    async fn query(&mut self, statement: &str, params: Vec<SqlValue>) -> Result<RowSet, SqlError> {
+    async fn query(&mut self, statement: &str, params: &[u8]) -> Result<RowSet, SqlError> {
         with_executor!(self, statement, params, |query, exec, read| {
             row_set(&query.fetch_all(exec).await.map_err(error_from)?, read)
         })
@@ -898,7 +934,7 @@ async fn run_submitted(mut session: Session, mut queue: mpsc::Receiver<Submitted
                 (begun.map(|()| 0), None)
             }
             Work::Execute { statement, params } => {
-                let result = session.execute(&statement, params).await;
+                let result = session.execute(&statement, &params).await;
                 let counted_in = if result.is_err() && session.tx.is_some() {
                     let mut failures = UnreadFailures::lock(&session.failures);
                     failures.count += 1;
@@ -982,14 +1018,14 @@ impl SqlConnection {
         })
     }
 
-    fn open_cursor(&self, statement: String, params: Vec<SqlValue>) -> SqlCursor {
+    fn open_cursor(&self, statement: String, params: Vec<u8>) -> SqlCursor {
         let (tx, rx) = mpsc::channel(CURSOR_READ_AHEAD / CURSOR_CHUNK);
         let pool = self.pool.clone();
         let reader = tokio::spawn(async move {
             // Bind for the driver, then stream; a binding error is the cursor's first item.
             macro_rules! stream {
                 ($bind:ident, $pool:expr, $read:ident) => {
-                    match $bind(&statement, params) {
+                    match $bind(&statement, &params) {
                         Ok(q) => stream_rows(q.fetch($pool), $read, tx).await,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
@@ -1135,11 +1171,8 @@ impl sql::HostConnection for TaskState {
         statement: String,
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<u64, SqlError>> {
-        let connection = self.table.get_mut(&this).map_err(table_error)?;
-        Ok(match connection.session().await {
-            Ok(session) => session.execute(&statement, params).await,
-            Err(e) => Err(e),
-        })
+        self.execute_encoded(this, statement, frame_of(&params))
+            .await
     }
 
     async fn query(
@@ -1150,7 +1183,7 @@ impl sql::HostConnection for TaskState {
     ) -> wasmtime::Result<Result<RowSet, SqlError>> {
         let connection = self.table.get_mut(&this).map_err(table_error)?;
         Ok(match connection.session().await {
-            Ok(session) => session.query(&statement, params).await,
+            Ok(session) => session.query(&statement, &frame_of(&params)).await,
             Err(e) => Err(e),
         })
     }
@@ -1198,7 +1231,7 @@ impl sql::HostConnection for TaskState {
             .table
             .get(&this)
             .map_err(table_error)?
-            .open_cursor(statement, params);
+            .open_cursor(statement, frame_of(&params));
         Ok(Ok(self.table.push(cursor).map_err(table_error)?))
     }
 
@@ -1208,6 +1241,33 @@ impl sql::HostConnection for TaskState {
         statement: String,
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        self.submit_encoded(this, statement, frame_of(&params))
+            .await
+    }
+
+    async fn execute_encoded(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, SqlError>> {
+        // A malformed frame fails its binding, before the statement is sent.
+        let connection = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(match connection.session().await {
+            Ok(session) => session.execute(&statement, &params).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn submit_encoded(
+        &mut self,
+        this: Resource<SqlConnection>,
+        statement: String,
+        params: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<SqlPending>, SqlError>> {
+        if let Err(e) = check_frame(&params) {
+            return Ok(Err(e));
+        }
         self.submit_work(this, Work::Execute { statement, params })
             .await
     }
@@ -1378,7 +1438,7 @@ mod tests {
         statement: &str,
         id: i64,
     ) -> Result<SqlPending, SqlError> {
-        let params = vec![SqlValue::Int(id)];
+        let params = frame_of(&[SqlValue::Int(id)]);
         conn.submit(Work::Execute {
             statement: statement.to_owned(),
             params,
@@ -1389,7 +1449,7 @@ mod tests {
     /// Runs a query once the submitted statements have run.
     async fn query_after(conn: &mut SqlConnection, statement: &str) -> RowSet {
         let session = conn.session().await.expect("session");
-        session.query(statement, Vec::new()).await.expect(statement)
+        session.query(statement, &[]).await.expect(statement)
     }
 
     async fn begin(conn: &mut SqlConnection) {
@@ -1418,7 +1478,7 @@ mod tests {
             format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT NOT NULL)"),
         ] {
             let session = conn.session().await.expect("session");
-            session.execute(&ddl, Vec::new()).await.expect("ddl");
+            session.execute(&ddl, &[]).await.expect("ddl");
         }
         let place = |i: usize| match kind {
             DriverKind::Postgres => format!("${i}"),
@@ -1462,7 +1522,7 @@ mod tests {
         let session = conn.session().await.expect("session");
         session.begin().await.expect("begin");
         session
-            .execute("SAVEPOINT one", Vec::new())
+            .execute("SAVEPOINT one", &[])
             .await
             .expect("savepoint");
         let duplicate = submit(&mut conn, &insert, 1).await;
@@ -1470,7 +1530,7 @@ mod tests {
         assert!(matches!(&failed, Err(SqlError::Statement(_))), "{failed:?}");
         let session = conn.session().await.expect("session");
         session
-            .execute("ROLLBACK TO SAVEPOINT one", Vec::new())
+            .execute("ROLLBACK TO SAVEPOINT one", &[])
             .await
             .expect("rollback to savepoint");
         let fine = submit(&mut conn, &insert, 4).await;
@@ -1587,6 +1647,111 @@ mod tests {
             8,
             "11 never ran, 12 rolled back"
         );
+    }
+
+    /// Every kind of parameter is bound from a frame and reads back as it was sent; a
+    /// malformed frame is refused naming the byte where it goes wrong, and runs nothing.
+    async fn frames_bind_every_kind_and_malformed_ones_run_nothing(kind: DriverKind) {
+        let table = "param_frames";
+        let mut conn = SqlConnection::new(real_pool(kind).await);
+        let (blob, decimal, timestamp) = match kind {
+            DriverKind::Postgres => ("BYTEA", "NUMERIC(10, 3)", "TIMESTAMP"),
+            _ => ("BLOB", "DECIMAL(10, 3)", "DATETIME(6)"),
+        };
+        let session = conn.session().await.expect("session");
+        for ddl in [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, t TEXT, b {blob}, d {decimal}, \
+                 day DATE, at {timestamp}, f DOUBLE PRECISION, flag BOOLEAN, n TEXT)"
+            ),
+        ] {
+            session.execute(&ddl, &[]).await.expect("ddl");
+        }
+        let sent = vec![
+            SqlValue::Int(1),
+            SqlValue::Text("it's \"quoted\", grüße; DROP TABLE x".into()),
+            SqlValue::Bytes(vec![0, 255, 39, 92]),
+            SqlValue::Decimal("-12.340".into()),
+            SqlValue::Date(19_000),
+            SqlValue::Timestamp(1_641_081_600_123_456),
+            SqlValue::Double(-0.5),
+            SqlValue::Boolean(true),
+            SqlValue::Null,
+        ];
+        let places: Vec<String> = (1..=sent.len())
+            .map(|i| match kind {
+                // A decimal is sent as text, which PostgreSQL casts only when told to (as
+                // the JDBC sink's statements do).
+                DriverKind::Postgres if i == 4 => format!("CAST(${i} AS NUMERIC)"),
+                DriverKind::Postgres => format!("${i}"),
+                _ => "?".to_owned(),
+            })
+            .collect();
+        let insert = format!(
+            "INSERT INTO {table} (id, t, b, d, day, at, f, flag, n) VALUES ({})",
+            places.join(", ")
+        );
+        let frame = frame_of(&sent);
+        let inserted = session.execute(&insert, &frame).await;
+        assert!(matches!(inserted, Ok(1)), "{inserted:?}");
+        let read = format!("SELECT id, t, b, d, day, at, f, flag, n FROM {table}");
+        let rows = session.query(&read, &[]).await.expect("select");
+        let row: Vec<SqlParam<'_>> = rows
+            .rows
+            .first()
+            .expect("the row")
+            .iter()
+            .map(param_of)
+            .collect();
+        let sent: Vec<SqlParam<'_>> = sent.iter().map(param_of).collect();
+        assert_eq!(&row[..3], &sent[..3]);
+        assert!(
+            // PostgreSQL's NUMERIC reads back as "-12.3400": the value is compared.
+            matches!(&row[3], SqlParam::Decimal(d) if d.parse::<f64>() == Ok(-12.34)),
+            "{:?}",
+            row[3]
+        );
+        assert_eq!(&row[4..7], &sent[4..7]);
+        assert!(
+            matches!(row[7], SqlParam::Boolean(true) | SqlParam::Int(1)),
+            "{:?}",
+            row[7]
+        );
+        assert_eq!(row[8], SqlParam::Null);
+
+        // The same frame cut inside its last text, and one with an unknown tag.
+        let cut = &frame[..frame.len() - 3];
+        let mut unknown = frame_of(&[SqlValue::Int(2)]);
+        unknown.push(99);
+        for bad in [cut, &unknown[..]] {
+            let refused = check_frame(bad);
+            assert!(
+                matches!(&refused, Err(SqlError::Statement(m)) if m.contains("at byte")),
+                "{refused:?}"
+            );
+            let session = conn.session().await.expect("session");
+            let executed = session.execute(&insert, bad).await;
+            assert_eq!(format!("{executed:?}"), format!("{refused:?}"));
+        }
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        let session = conn.session().await.expect("session");
+        let rows = session.query(&count, &[]).await.expect("count");
+        assert!(
+            matches!(rows.rows.as_slice(), [row] if matches!(row.as_slice(), [SqlValue::Int(1)])),
+            "nothing else ran: {:?}",
+            rows.rows
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_on_mariadb() {
+        frames_bind_every_kind_and_malformed_ones_run_nothing(DriverKind::MySql).await;
+    }
+
+    #[tokio::test]
+    async fn frames_on_postgres() {
+        frames_bind_every_kind_and_malformed_ones_run_nothing(DriverKind::Postgres).await;
     }
 
     #[tokio::test]

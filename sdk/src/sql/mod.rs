@@ -22,6 +22,10 @@
 
 use crate::data::PluginError;
 
+pub mod params;
+
+pub use params::SqlParam;
+
 /// The database a connection talks to; statements differ in placeholders (`?` or `$n`),
 /// identifier quoting and upsert syntax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,10 +282,10 @@ impl Connection {
     ///
     /// # Errors
     /// The database's error.
-    pub fn execute_each<'a>(
+    pub fn execute_each<'p, P: Into<SqlParam<'p>>>(
         &self,
         statement: &str,
-        params: impl IntoIterator<Item = &'a SqlValue>,
+        params: impl IntoIterator<Item = P>,
     ) -> Result<u64, SqlError> {
         self.inner.execute_each(statement, params)
     }
@@ -297,10 +301,10 @@ impl Connection {
     /// # Errors
     /// The connection's failure; the statement's own error comes from
     /// [`Submitted::rows_affected`].
-    pub fn submit_each<'a>(
+    pub fn submit_each<'p, P: Into<SqlParam<'p>>>(
         &self,
         statement: &str,
-        params: impl IntoIterator<Item = &'a SqlValue>,
+        params: impl IntoIterator<Item = P>,
     ) -> Result<Submitted, SqlError> {
         self.inner
             .submit_each(statement, params)
@@ -413,7 +417,7 @@ impl Cursor {
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
-    use super::{Column, Dialect, RowSet, SqlError, SqlValue};
+    use super::{Column, Dialect, RowSet, SqlError, SqlParam, SqlValue, params};
     use crate::__guest::wasmconnect::plugin::sql as wit;
 
     pub fn connect() -> Result<Connection, SqlError> {
@@ -492,21 +496,23 @@ mod imp {
             }
         }
 
-        pub fn execute_each<'a>(
+        pub fn execute_each<'p, P: Into<SqlParam<'p>>>(
             &self,
             statement: &str,
-            p: impl IntoIterator<Item = &'a SqlValue>,
+            p: impl IntoIterator<Item = P>,
         ) -> Result<u64, SqlError> {
-            self.0.execute(statement, &params(p)).map_err(error)
+            self.0
+                .execute_encoded(statement, &params::encode(p))
+                .map_err(error)
         }
 
-        pub fn submit_each<'a>(
+        pub fn submit_each<'p, P: Into<SqlParam<'p>>>(
             &self,
             statement: &str,
-            p: impl IntoIterator<Item = &'a SqlValue>,
+            p: impl IntoIterator<Item = P>,
         ) -> Result<Submitted, SqlError> {
             self.0
-                .submit(statement, &params(p))
+                .submit_encoded(statement, &params::encode(p))
                 .map(Submitted)
                 .map_err(error)
         }
@@ -574,7 +580,7 @@ mod imp {
 /// exists.
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
-    use super::{Column, Dialect, RowSet, SqlError, SqlValue};
+    use super::{Column, Dialect, RowSet, SqlError, SqlParam, SqlValue};
 
     #[derive(Debug)]
     pub enum Never {}
@@ -592,17 +598,17 @@ mod imp {
         pub fn dialect(&self) -> Dialect {
             match self.0 {}
         }
-        pub fn execute_each<'a>(
+        pub fn execute_each<'p, P: Into<SqlParam<'p>>>(
             &self,
             _: &str,
-            _: impl IntoIterator<Item = &'a SqlValue>,
+            _: impl IntoIterator<Item = P>,
         ) -> Result<u64, SqlError> {
             match self.0 {}
         }
-        pub fn submit_each<'a>(
+        pub fn submit_each<'p, P: Into<SqlParam<'p>>>(
             &self,
             _: &str,
-            _: impl IntoIterator<Item = &'a SqlValue>,
+            _: impl IntoIterator<Item = P>,
         ) -> Result<Submitted, SqlError> {
             match self.0 {}
         }
