@@ -3,12 +3,13 @@
 //! Records with a schema are read through it; schemaless values (JSON objects) are typed
 //! from their values.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use wasmconnect_sdk::data::json;
 use wasmconnect_sdk::data::logical;
 use wasmconnect_sdk::data::{Decimal, Record, Schema, SchemaType, Value};
-use wasmconnect_sdk::sql::SqlValue;
+use wasmconnect_sdk::sql::SqlParam;
 
 use crate::config::{PkMode, Settings};
 use crate::dialect::{ColType, ColumnSpec};
@@ -37,11 +38,12 @@ impl CellSpec<'_> {
     }
 }
 
-/// One column of a row.
+/// One column of a row. Its text or bytes are borrowed from the record where it has them,
+/// and go on to the statement's parameters without a copy of their own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell<'a> {
     pub spec: CellSpec<'a>,
-    pub value: SqlValue,
+    pub value: SqlParam<'a>,
 }
 
 /// What a record turns into.
@@ -114,14 +116,14 @@ impl std::hash::Hash for KeyValues<'_> {
             let v = &cell.value;
             std::mem::discriminant(v).hash(state);
             match v {
-                SqlValue::Null => {}
-                SqlValue::Boolean(b) => b.hash(state),
-                SqlValue::Int(i) | SqlValue::Time(i) | SqlValue::Timestamp(i) => i.hash(state),
-                SqlValue::Uint(u) => u.hash(state),
-                SqlValue::Double(d) => d.to_bits().hash(state),
-                SqlValue::Text(s) | SqlValue::Decimal(s) => s.hash(state),
-                SqlValue::Bytes(b) => b.hash(state),
-                SqlValue::Date(d) => d.hash(state),
+                SqlParam::Null => {}
+                SqlParam::Boolean(b) => b.hash(state),
+                SqlParam::Int(i) | SqlParam::Time(i) | SqlParam::Timestamp(i) => i.hash(state),
+                SqlParam::Uint(u) => u.hash(state),
+                SqlParam::Double(d) => d.to_bits().hash(state),
+                SqlParam::Text(s) | SqlParam::Decimal(s) => s.hash(state),
+                SqlParam::Bytes(b) => b.hash(state),
+                SqlParam::Date(d) => d.hash(state),
             }
         }
     }
@@ -156,9 +158,9 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-fn same_value(a: &SqlValue, b: &SqlValue) -> bool {
+fn same_value(a: &SqlParam<'_>, b: &SqlParam<'_>) -> bool {
     match (a, b) {
-        (SqlValue::Double(x), SqlValue::Double(y)) => x.to_bits() == y.to_bits(),
+        (SqlParam::Double(x), SqlParam::Double(y)) => x.to_bits() == y.to_bits(),
         _ => a == b,
     }
 }
@@ -201,35 +203,36 @@ fn inferred_type(value: &Value) -> Option<ColType> {
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
-/// A Connect value as a bound parameter, temporal values shifted into `db.timezone`.
-fn sql_value(value: &Value, col: ColType, tz_offset_secs: i64) -> Result<SqlValue, String> {
+/// A Connect value as a bound parameter, temporal values shifted into `db.timezone`; text
+/// and bytes borrowed from the value.
+fn sql_value(value: &Value, col: ColType, tz_offset_secs: i64) -> Result<SqlParam<'_>, String> {
     let shift = tz_offset_secs * 1_000_000;
     Ok(match (value, col) {
-        (Value::Null, _) => SqlValue::Null,
-        (Value::Bytes(b), ColType::Decimal(scale)) => SqlValue::Decimal(
+        (Value::Null, _) => SqlParam::Null,
+        (Value::Bytes(b), ColType::Decimal(scale)) => SqlParam::Decimal(Cow::Owned(
             Decimal::from_bytes(b, scale)
                 .ok_or("a Decimal wider than 128 bits")?
                 .to_string(),
-        ),
-        (Value::Int32(days), ColType::Date) => SqlValue::Date(*days),
+        )),
+        (Value::Int32(days), ColType::Date) => SqlParam::Date(*days),
         (Value::Int32(ms), ColType::Time) => {
-            SqlValue::Time((i64::from(*ms) * 1000 + shift).rem_euclid(DAY_MICROS))
+            SqlParam::Time((i64::from(*ms) * 1000 + shift).rem_euclid(DAY_MICROS))
         }
-        (Value::Int64(ms), ColType::Timestamp) => SqlValue::Timestamp(
+        (Value::Int64(ms), ColType::Timestamp) => SqlParam::Timestamp(
             ms.checked_mul(1000)
                 .and_then(|m| m.checked_add(shift))
                 .ok_or("a Timestamp out of range")?,
         ),
-        (Value::Boolean(b), _) => SqlValue::Boolean(*b),
+        (Value::Boolean(b), _) => SqlParam::Boolean(*b),
         (Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_), _) => {
-            SqlValue::Int(value.as_i64().unwrap_or_default())
+            SqlParam::Int(value.as_i64().unwrap_or_default())
         }
-        (Value::Float32(f), _) => SqlValue::Double(f64::from(*f)),
-        (Value::Float64(f), _) => SqlValue::Double(*f),
-        (Value::String(s), _) => SqlValue::Text(s.clone()),
-        (Value::Bytes(b), _) => SqlValue::Bytes(b.clone()),
+        (Value::Float32(f), _) => SqlParam::Double(f64::from(*f)),
+        (Value::Float64(f), _) => SqlParam::Double(*f),
+        (Value::String(s), _) => SqlParam::Text(Cow::Borrowed(s)),
+        (Value::Bytes(b), _) => SqlParam::Bytes(Cow::Borrowed(b)),
         (Value::Array(_) | Value::Map(_) | Value::Struct(_), _) => {
-            SqlValue::Text(json::to_string(value))
+            SqlParam::Text(Cow::Owned(json::to_string(value)))
         }
     })
 }
@@ -259,8 +262,8 @@ fn fields_of<'a>(value: &'a Value, schema: Option<&'a Arc<Schema>>) -> Option<Ve
 /// Builds one cell; `key` cells are never nullable.
 fn cell<'a>(
     name: &'a str,
-    value: &Value,
-    schema: Option<&Arc<Schema>>,
+    value: &'a Value,
+    schema: Option<&'a Arc<Schema>>,
     key: bool,
     settings: &Settings,
 ) -> Result<Cell<'a>, String> {
@@ -290,18 +293,24 @@ fn cell<'a>(
     })
 }
 
-fn kafka_keys<'a>(record: &Record, settings: &'a Settings) -> Result<Vec<Cell<'a>>, String> {
+fn kafka_keys<'a>(record: &'a Record, settings: &'a Settings) -> Vec<Cell<'a>> {
     let names: Vec<&str> = if settings.pk_fields.len() == 3 {
         settings.pk_fields.iter().map(String::as_str).collect()
     } else {
         vec!["__connect_topic", "__connect_partition", "__connect_offset"]
     };
     let values = [
-        (Value::String(record.topic.to_string()), ColType::String),
-        (Value::Int32(record.partition.unwrap_or(-1)), ColType::Int32),
-        (Value::Int64(record.offset.unwrap_or(-1)), ColType::Int64),
+        (
+            SqlParam::Text(Cow::Borrowed(&record.topic)),
+            ColType::String,
+        ),
+        (
+            SqlParam::Int(i64::from(record.partition.unwrap_or(-1))),
+            ColType::Int32,
+        ),
+        (SqlParam::Int(record.offset.unwrap_or(-1)), ColType::Int64),
     ];
-    Ok(names
+    names
         .into_iter()
         .zip(values)
         .map(|(name, (value, col_type))| Cell {
@@ -311,9 +320,9 @@ fn kafka_keys<'a>(record: &Record, settings: &'a Settings) -> Result<Vec<Cell<'a
                 optional: false,
                 key: true,
             },
-            value: sql_value(&value, col_type, 0).unwrap_or(SqlValue::Null),
+            value,
         })
-        .collect())
+        .collect()
 }
 
 /// Key cells from the fields of the record's `part` (key or value): those named by
@@ -397,7 +406,7 @@ pub fn change_of<'a>(record: &'a Record, settings: &'a Settings) -> Result<Chang
     })?;
     let mut cells = match settings.pk_mode {
         PkMode::None => Vec::new(),
-        PkMode::Kafka => kafka_keys(record, settings)?,
+        PkMode::Kafka => kafka_keys(record, settings),
         PkMode::RecordKey => record_key_cells(record, settings)?,
         PkMode::RecordValue => key_cells(&fields, "value", settings)?,
     };
@@ -433,7 +442,7 @@ mod tests {
     #[test]
     fn key_values_compare_by_value_and_type() {
         use std::collections::HashSet;
-        let cell = |value: SqlValue| Cell {
+        let cell = |value: SqlParam<'static>| Cell {
             spec: CellSpec {
                 name: "id",
                 col_type: ColType::Int64,
@@ -443,14 +452,14 @@ mod tests {
             value,
         };
         let rows = [
-            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("a".into()))],
-            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("a".into()))],
-            vec![cell(SqlValue::Int(1)), cell(SqlValue::Text("b".into()))],
-            vec![cell(SqlValue::Uint(1)), cell(SqlValue::Text("a".into()))],
-            vec![cell(SqlValue::Double(0.0))],
-            vec![cell(SqlValue::Double(-0.0))],
-            vec![cell(SqlValue::Double(0.0))],
-            vec![cell(SqlValue::Null)],
+            vec![cell(SqlParam::Int(1)), cell(SqlParam::Text("a".into()))],
+            vec![cell(SqlParam::Int(1)), cell(SqlParam::Text("a".into()))],
+            vec![cell(SqlParam::Int(1)), cell(SqlParam::Text("b".into()))],
+            vec![cell(SqlParam::Uint(1)), cell(SqlParam::Text("a".into()))],
+            vec![cell(SqlParam::Double(0.0))],
+            vec![cell(SqlParam::Double(-0.0))],
+            vec![cell(SqlParam::Double(0.0))],
+            vec![cell(SqlParam::Null)],
         ];
         let mut seen = HashSet::with_hasher(KeyHash::default());
         let fresh: Vec<bool> = rows.iter().map(|r| seen.insert(KeyValues(r))).collect();
@@ -498,7 +507,7 @@ mod tests {
         assert_eq!(key_count, 1);
         let names: Vec<_> = cells.iter().map(|c| c.spec.name).collect();
         assert_eq!(names, ["id", "name"]);
-        assert_eq!(cells[0].value, SqlValue::Int(5));
+        assert_eq!(cells[0].value, SqlParam::Int(5));
         assert!(!cells[0].spec.optional);
     }
 
@@ -510,10 +519,10 @@ mod tests {
             panic!("a write");
         };
         assert_eq!(key_count, 3);
-        assert_eq!(cells[0].value, SqlValue::Text("users".into()));
-        assert_eq!(cells[2].value, SqlValue::Int(7));
-        assert_eq!(cells[4].value, SqlValue::Null);
-        assert_eq!(cells[5].value, SqlValue::Date(19_000));
+        assert_eq!(cells[0].value, SqlParam::Text("users".into()));
+        assert_eq!(cells[2].value, SqlParam::Int(7));
+        assert_eq!(cells[4].value, SqlParam::Null);
+        assert_eq!(cells[5].value, SqlParam::Date(19_000));
         assert_eq!(cells[5].spec.col_type, ColType::Date);
     }
 
@@ -530,7 +539,7 @@ mod tests {
             panic!("a write");
         };
         assert_eq!(cells[0].spec.col_type, ColType::Int64);
-        assert_eq!(cells[1].value, SqlValue::Text("[\"x\"]".into()));
+        assert_eq!(cells[1].value, SqlParam::Text("[\"x\"]".into()));
         assert_eq!(cells[2].spec.col_type, ColType::Boolean);
     }
 
