@@ -17,6 +17,7 @@
 
 mod config;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use wasmconnect_sdk::data::json;
@@ -97,13 +98,13 @@ impl Plan {
     }
 }
 
-/// A value as Redis text: strings and bytes as they are, numbers in decimal, structs,
-/// maps and arrays as JSON. `None` for null.
-fn text_of(value: &Value) -> Option<Vec<u8>> {
-    Some(match value {
+/// A value as Redis text: strings and bytes as they are (borrowed), numbers in decimal,
+/// structs, maps and arrays as JSON. `None` for null.
+fn text_of(value: &Value) -> Option<Cow<'_, [u8]>> {
+    Some(Cow::Owned(match value {
         Value::Null => return None,
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Bytes(b) => b.clone(),
+        Value::String(s) => return Some(Cow::Borrowed(s.as_bytes())),
+        Value::Bytes(b) => return Some(Cow::Borrowed(b)),
         Value::Boolean(b) => b.to_string().into_bytes(),
         Value::Int8(i) => i.to_string().into_bytes(),
         Value::Int16(i) => i.to_string().into_bytes(),
@@ -112,31 +113,34 @@ fn text_of(value: &Value) -> Option<Vec<u8>> {
         Value::Float32(f) => f.to_string().into_bytes(),
         Value::Float64(f) => f.to_string().into_bytes(),
         Value::Array(_) | Value::Map(_) | Value::Struct(_) => json::to_string(value).into_bytes(),
-    })
+    }))
 }
 
 /// A struct field as text: Decimals as their decimal text, the rest as [`text_of`].
-fn field_text(schema: &Schema, value: &Value) -> Option<Vec<u8>> {
+fn field_text<'a>(schema: &Schema, value: &'a Value) -> Option<Cow<'a, [u8]>> {
     if let (Some(logical::DECIMAL), Value::Bytes(b)) = (schema.name.as_deref(), value)
         && let Some(d) = Decimal::from_bytes(b, schema.decimal_scale().unwrap_or(0))
     {
-        return Some(d.to_string().into_bytes());
+        return Some(Cow::Owned(d.to_string().into_bytes()));
     }
     text_of(value)
 }
 
 /// Field/value pairs for HSET and XADD.
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+type Fields<'a> = Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>;
 
 /// The field/value pairs of a struct or map value, nulls left out (Redis has no null).
-fn fields_of(value: &Value) -> Result<Fields, String> {
+fn fields_of(value: &Value) -> Result<Fields<'_>, String> {
     let pairs: Vec<_> = match value {
         Value::Struct(s) => s
             .schema()
             .fields
             .iter()
             .zip(s.values())
-            .filter_map(|(f, v)| Some((f.name.as_bytes().to_vec(), field_text(&f.schema, v)?)))
+            .filter_map(|(f, v)| {
+                let name = Cow::Borrowed(f.name.as_bytes());
+                Some((name, field_text(&f.schema, v)?))
+            })
             .collect(),
         Value::Map(entries) => entries
             .iter()
@@ -262,24 +266,23 @@ fn plan_record(
             key.extend_from_slice(keyspace.as_bytes());
             key.extend_from_slice(separator);
             key.extend_from_slice(&member);
-            key
+            Cow::Owned(key)
         };
         if tombstone {
-            plan.push(index, Cmd::new("DEL").arg_bytes(key));
+            plan.push(index, Cmd::new("DEL").arg(key));
             return Ok(());
         }
-        // The write takes the key; the expiry, if any, copies it first.
         let expire = ttl.map(|ttl| Cmd::new("EXPIRE").arg(&key).arg(ttl.to_string()));
         let write = match kind {
             RedisType::String => Cmd::new("SET")
-                .arg_bytes(key)
-                .arg_bytes(text_of(value).unwrap_or_default()),
+                .arg(&key)
+                .arg(text_of(value).unwrap_or_default()),
             RedisType::Json => Cmd::new("JSON.SET")
-                .arg_bytes(key)
+                .arg(&key)
                 .arg("$")
-                .arg_bytes(text_of(value).unwrap_or_default()),
+                .arg(text_of(value).unwrap_or_default()),
             _ => {
-                let mut cmd = Cmd::new("HSET").arg_bytes(key);
+                let mut cmd = Cmd::new("HSET").arg(&key);
                 for (field, text) in fields_of(value)? {
                     cmd.push_arg(field);
                     cmd.push_arg(text);
@@ -500,10 +503,8 @@ mod tests {
     fn args(plan: &Plan) -> Vec<String> {
         plan.pipeline
             .commands()
-            .iter()
             .map(|c| {
-                c.iter()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                c.map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect::<Vec<_>>()
                     .join(" ")
             })

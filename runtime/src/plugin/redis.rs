@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, Value};
+use wasmconnect_sdk::redis::frame as command_frame;
 use wasmtime::component::Resource;
 
 use super::bindings::redis::{self as wit, RedisError, Reply, ReplyItem};
@@ -329,11 +330,30 @@ fn pipeline_of(commands: Vec<Vec<Vec<u8>>>, atomic: bool) -> Result<redis::Pipel
     for args in commands {
         pipe.add_command(command_of(args)?);
     }
+    Ok(replies_as_values(pipe, atomic))
+}
+
+/// The commands of a command frame as one redis-rs pipeline, their arguments copied from
+/// the frame into the commands' own buffers.
+fn pipeline_of_frame(frame: &[u8], atomic: bool) -> Result<redis::Pipeline, RedisError> {
+    let mut pipe = redis::Pipeline::new();
+    for args in command_frame::decode(frame) {
+        let mut cmd = redis::Cmd::new();
+        for arg in args.map_err(RedisError::Command)? {
+            cmd.arg(arg);
+        }
+        pipe.add_command(cmd);
+    }
+    Ok(replies_as_values(pipe, atomic))
+}
+
+/// Server errors come back as the replies of their commands, not as the pipeline's error.
+fn replies_as_values(mut pipe: redis::Pipeline, atomic: bool) -> redis::Pipeline {
     if atomic {
         pipe.atomic();
     }
     pipe.ignore_errors();
-    Ok(pipe)
+    pipe
 }
 
 fn json_of(value: &Value) -> serde_json::Value {
@@ -421,16 +441,11 @@ impl RedisConnection {
     }
 
     /// Queues the commands on the connection and returns their replies still on the way.
-    async fn send(
-        &mut self,
-        commands: Vec<Vec<Vec<u8>>>,
-        atomic: bool,
-    ) -> Result<RedisPending, RedisError> {
-        if commands.is_empty() {
+    async fn send(&mut self, pipe: redis::Pipeline) -> Result<RedisPending, RedisError> {
+        if pipe.is_empty() {
             return Ok(RedisPending::ready(Ok(Vec::new())));
         }
         let slot = InFlight::take(&self.in_flight)?;
-        let pipe = pipeline_of(commands, atomic)?;
         let mut connection = self.connection.clone();
         let mut replies: PendingReplies = Box::pin(async move {
             pipe.query_async::<Vec<Value>>(&mut connection)
@@ -617,7 +632,32 @@ impl wit::HostConnection for TaskState {
             Ok(connection) => connection,
             Err(e) => return Ok(Err(e)),
         };
-        let result = connection.send(commands, atomic).await;
+        let result = match pipeline_of(commands, atomic) {
+            Ok(pipe) => connection.send(pipe).await,
+            Err(e) => Err(e),
+        };
+        self.note_redis_result(&result);
+        match result {
+            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn send_encoded(
+        &mut self,
+        this: Resource<RedisConnection>,
+        commands: Vec<u8>,
+        atomic: bool,
+    ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
+        let pipe = match pipeline_of_frame(&commands, atomic) {
+            Ok(pipe) => pipe,
+            Err(e) => return Ok(Err(e)),
+        };
+        let connection = match self.current_redis(&this).await? {
+            Ok(connection) => connection,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = connection.send(pipe).await;
         self.note_redis_result(&result);
         match result {
             Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
@@ -657,6 +697,7 @@ impl wit::HostPending for TaskState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmconnect_sdk::redis::{Cmd, Pipeline};
 
     fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -779,8 +820,32 @@ mod tests {
             .expect("test setup");
     }
 
-    /// Against the real Redis: pipelines sent without waiting reach the server in the
-    /// order of the calls, and their replies can be read in any order.
+    /// The commands of an SDK pipeline, read from its command frame as `send-encoded` does.
+    fn sent(pipe: &Pipeline) -> redis::Pipeline {
+        pipeline_of_frame(pipe.frame(), pipe.is_atomic())
+            .expect("the SDK writes well-formed frames")
+    }
+
+    #[test]
+    fn malformed_command_frames_are_refused_naming_the_byte() {
+        let mut pipe = Pipeline::new();
+        pipe.push(Cmd::new("SET").arg("k").arg("v"));
+        pipe.push(Cmd::new("GET").arg("k"));
+        let frame = pipe.frame();
+        let refused = pipeline_of_frame(&frame[..frame.len() - 1], false).err();
+        assert!(
+            matches!(&refused, Some(RedisError::Command(m)) if m.contains("at byte 21")),
+            "{refused:?}"
+        );
+        let refused = pipeline_of_frame(&[0, 0, 0, 0], false).err();
+        assert!(
+            matches!(&refused, Some(RedisError::Command(m)) if m.contains("no name")),
+            "{refused:?}"
+        );
+    }
+
+    /// Against the real Redis: pipelines sent (as command frames) without waiting reach
+    /// the server in the order of the calls, and their replies can be read in any order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sends_keep_their_order_while_their_replies_are_on_the_way() {
         let mut connection = local_connection().await;
@@ -788,10 +853,11 @@ mod tests {
         let b = |s: &str| s.as_bytes().to_vec();
         let mut pending = Vec::new();
         for i in 0..30 {
-            let part = (0..5)
-                .map(|j| vec![b("RPUSH"), b(&key), b(&(i * 5 + j).to_string())])
-                .collect();
-            pending.push(connection.send(part, false).await.expect("send"));
+            let mut part = Pipeline::new();
+            for j in 0..5 {
+                part.push(Cmd::new("RPUSH").arg(&key).arg((i * 5 + j).to_string()));
+            }
+            pending.push(connection.send(sent(&part)).await.expect("send"));
         }
         for (i, pending) in pending.into_iter().enumerate().rev() {
             let replies = pending.replies().await.expect("replies");
@@ -820,12 +886,16 @@ mod tests {
         let expected: Vec<String> = (0..150).map(|n: i32| n.to_string()).collect();
         assert_eq!(numbers, expected);
         // Past MAX_IN_FLIGHT awaiting sends, a send is refused until replies are read.
-        let ping = || vec![vec![b("PING")]];
+        let ping = || {
+            let mut pipe = Pipeline::new();
+            pipe.push(Cmd::new("PING"));
+            sent(&pipe)
+        };
         let mut waiting = Vec::new();
         for _ in 0..MAX_IN_FLIGHT {
-            waiting.push(connection.send(ping(), false).await.expect("send"));
+            waiting.push(connection.send(ping()).await.expect("send"));
         }
-        let refused = connection.send(ping(), false).await.expect_err("limit");
+        let refused = connection.send(ping()).await.expect_err("limit");
         assert!(
             matches!(refused, RedisError::Command(ref m) if m.contains("32 sends")),
             "{refused:?}"
@@ -841,7 +911,7 @@ mod tests {
         );
         let oldest = waiting.remove(0);
         oldest.replies().await.expect("replies");
-        let again = connection.send(ping(), false).await.expect("room again");
+        let again = connection.send(ping()).await.expect("room again");
         assert_eq!(again.replies().await.expect("PONG").len(), 1);
         drop(waiting);
         connection

@@ -24,53 +24,55 @@
 
 use crate::data::PluginError;
 
-/// One command: its name and arguments, as bytes.
+pub mod frame;
+
+pub use frame::Args;
+
+/// One command: its name and arguments, as bytes, kept as a command frame of one command
+/// ([`frame`]) so that a [`Pipeline`] takes it with one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
-    args: Vec<Vec<u8>>,
+    frame: Vec<u8>,
 }
 
 impl Cmd {
     pub fn new(name: &str) -> Cmd {
-        // Room for a key and a value or two without growing: most commands are that short.
-        let mut args = Vec::with_capacity(4);
-        args.push(name.as_bytes().to_vec());
-        Cmd { args }
+        // Room for a key and a short value without growing: most commands are that short.
+        let mut frame = Vec::with_capacity(64);
+        let at = frame::start_command(&mut frame);
+        frame::push_arg(&mut frame, at, name.as_bytes());
+        Cmd { frame }
     }
 
     /// Appends an argument. Numbers go as their decimal text, as Redis expects.
     #[must_use]
     pub fn arg(mut self, arg: impl AsRef<[u8]>) -> Cmd {
-        self.args.push(arg.as_ref().to_vec());
+        self.push_arg(arg);
         self
     }
 
     pub fn push_arg(&mut self, arg: impl AsRef<[u8]>) {
-        self.args.push(arg.as_ref().to_vec());
-    }
-
-    /// Appends an argument the caller already owns as bytes, without copying it.
-    pub fn arg_bytes(mut self, arg: Vec<u8>) -> Cmd {
-        self.args.push(arg);
-        self
+        frame::push_arg(&mut self.frame, 0, arg.as_ref());
     }
 
     /// The command's name.
     pub fn name(&self) -> &[u8] {
-        &self.args[0]
+        self.args().next().unwrap_or_default()
     }
 
-    pub fn args(&self) -> &[Vec<u8>] {
-        &self.args
+    /// The name, then the arguments.
+    pub fn args(&self) -> Args<'_> {
+        Args::of_command(&self.frame)
     }
 }
 
 /// Commands sent in one round trip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pipeline {
-    /// Each command's arguments, its name first: the form the call takes, so a pipeline
-    /// is sent without copying its commands.
-    commands: Vec<Vec<Vec<u8>>>,
+    /// The commands in a command frame: the form `send` takes, so a pipeline is sent
+    /// with one copy.
+    frame: Vec<u8>,
+    len: usize,
     atomic: bool,
 }
 
@@ -86,21 +88,28 @@ impl Pipeline {
     }
 
     pub fn push(&mut self, cmd: Cmd) -> &mut Pipeline {
-        self.commands.push(cmd.args);
+        self.frame.extend_from_slice(&cmd.frame);
+        self.len += 1;
         self
     }
 
     pub fn len(&self) -> usize {
-        self.commands.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
+        self.len == 0
     }
 
     /// Each command's arguments, its name first.
-    pub fn commands(&self) -> &[Vec<Vec<u8>>] {
-        &self.commands
+    pub fn commands(&self) -> impl Iterator<Item = Args<'_>> {
+        // The SDK wrote the frame: every command in it reads.
+        frame::decode(&self.frame).filter_map(Result::ok)
+    }
+
+    /// The commands as a command frame.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
     }
 
     pub fn is_atomic(&self) -> bool {
@@ -285,19 +294,24 @@ mod imp {
 
     impl Connection {
         pub fn command(&self, cmd: &Cmd) -> Result<Reply, RedisError> {
-            self.0.command(cmd.args()).map(reply).map_err(error)
+            let args: Vec<Vec<u8>> = cmd.args().map(<[u8]>::to_vec).collect();
+            self.0.command(&args).map(reply).map_err(error)
         }
 
         pub fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Reply>, RedisError> {
+            let commands: Vec<Vec<Vec<u8>>> = pipe
+                .commands()
+                .map(|args| args.map(<[u8]>::to_vec).collect())
+                .collect();
             self.0
-                .pipeline(pipe.commands(), pipe.is_atomic())
+                .pipeline(&commands, pipe.is_atomic())
                 .map(|replies| replies.into_iter().map(reply).collect())
                 .map_err(error)
         }
 
         pub fn send(&self, pipe: &Pipeline) -> Result<Pending, RedisError> {
             self.0
-                .send(pipe.commands(), pipe.is_atomic())
+                .send_encoded(pipe.frame(), pipe.is_atomic())
                 .map(Pending)
                 .map_err(error)
         }
