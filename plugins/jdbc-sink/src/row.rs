@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmconnect_sdk::data::json;
 use wasmconnect_sdk::data::logical;
-use wasmconnect_sdk::data::{Decimal, Record, Schema, SchemaType, Value};
+use wasmconnect_sdk::data::{Data, Decimal, Record, Schema, SchemaType, Value, codec};
 use wasmconnect_sdk::sql::SqlParam;
 
 use crate::config::{PkMode, Settings};
@@ -237,8 +237,15 @@ fn sql_value(value: &Value, col: ColType, tz_offset_secs: i64) -> Result<SqlPara
     })
 }
 
+/// A field's value: decoded, or still encoded in the batch frame.
+#[derive(Debug, Clone, Copy)]
+enum FieldValue<'a> {
+    Decoded(&'a Value),
+    Encoded(&'a [u8]),
+}
+
 /// A field's name, value and schema (when the record has one).
-type NamedField<'a> = (&'a str, &'a Value, Option<&'a Arc<Schema>>);
+type NamedField<'a> = (&'a str, FieldValue<'a>, Option<&'a Arc<Schema>>);
 
 /// The named fields of a struct or a string-keyed map, with their schemas when known.
 fn fields_of<'a>(value: &'a Value, schema: Option<&'a Arc<Schema>>) -> Option<Vec<NamedField<'a>>> {
@@ -248,25 +255,73 @@ fn fields_of<'a>(value: &'a Value, schema: Option<&'a Arc<Schema>>) -> Option<Ve
                 .fields
                 .iter()
                 .zip(s.values())
-                .map(|(f, v)| (f.name.as_str(), v, Some(&f.schema)))
+                .map(|(f, v)| (f.name.as_str(), FieldValue::Decoded(v), Some(&f.schema)))
                 .collect(),
         ),
         Value::Map(entries) if schema.is_none_or(|s| s.schema_type == SchemaType::Map) => entries
             .iter()
-            .map(|(k, v)| k.as_str().map(|k| (k, v, None)))
+            .map(|(k, v)| k.as_str().map(|k| (k, FieldValue::Decoded(v), None)))
             .collect(),
         _ => None,
     }
 }
 
+/// The fields of a struct still encoded in the batch frame, read where they are: the
+/// record's value is never decoded, and its text is not copied on the way to the
+/// statement. `None` when the data is not an encoded struct.
+fn encoded_fields_of(data: &Data) -> Option<Result<Vec<NamedField<'_>>, String>> {
+    let schema = data.schema.as_ref()?;
+    let fields = codec::struct_field_values(data.encoded()?, schema).ok()?;
+    Some(
+        fields
+            .map(|field| {
+                let (f, bytes) = field.map_err(|e| e.to_string())?;
+                Ok((f.name.as_str(), FieldValue::Encoded(bytes), Some(&f.schema)))
+            })
+            .collect(),
+    )
+}
+
 /// Builds one cell; `key` cells are never nullable.
 fn cell<'a>(
     name: &'a str,
-    value: &'a Value,
+    value: FieldValue<'a>,
     schema: Option<&'a Arc<Schema>>,
     key: bool,
     settings: &Settings,
 ) -> Result<Cell<'a>, String> {
+    let (spec, value) = match value {
+        FieldValue::Decoded(value) => cell_of(name, value, schema, key, settings)?,
+        // Text as it is in the frame: a string is written as text whatever its column.
+        FieldValue::Encoded(bytes) if let Some(text) = codec::str_of(bytes) => {
+            let (col_type, optional) =
+                schema.map_or((ColType::String, true), |s| (col_type(s), s.optional));
+            let spec = CellSpec {
+                name,
+                col_type,
+                optional: optional && !key,
+                key,
+            };
+            (spec, SqlParam::Text(Cow::Borrowed(text)))
+        }
+        FieldValue::Encoded(bytes) => {
+            let decoded =
+                codec::decode_value(bytes, schema).map_err(|e| format!("field {name:?}: {e}"))?;
+            let (spec, value) = cell_of(name, &decoded, schema, key, settings)?;
+            (spec, value.into_owned())
+        }
+    };
+    Ok(Cell { spec, value })
+}
+
+/// A cell's column and its value, borrowing from `value` (or from the schema's default).
+fn cell_of<'n, 'v>(
+    name: &'n str,
+    value: &'v Value,
+    schema: Option<&'v Arc<Schema>>,
+    key: bool,
+    settings: &Settings,
+) -> Result<(CellSpec<'n>, SqlParam<'v>), String> {
     let mut value = value;
     if value.is_null()
         && settings.replace_null_with_default
@@ -281,16 +336,15 @@ fn cell<'a>(
     if key && value.is_null() {
         return Err(format!("the key field {name:?} is null"));
     }
-    Ok(Cell {
-        spec: CellSpec {
-            name,
-            col_type,
-            optional: optional && !key,
-            key,
-        },
-        value: sql_value(value, col_type, settings.tz_offset_secs)
-            .map_err(|e| format!("field {name:?}: {e}"))?,
-    })
+    let spec = CellSpec {
+        name,
+        col_type,
+        optional: optional && !key,
+        key,
+    };
+    let value = sql_value(value, col_type, settings.tz_offset_secs)
+        .map_err(|e| format!("field {name:?}: {e}"))?;
+    Ok((spec, value))
 }
 
 fn kafka_keys<'a>(record: &'a Record, settings: &'a Settings) -> Vec<Cell<'a>> {
@@ -336,7 +390,7 @@ fn key_cells<'a>(
     let mut cells = Vec::with_capacity(fields.len());
     if settings.pk_fields.is_empty() {
         for (n, v, s) in fields {
-            cells.push(cell(n, v, *s, true, settings)?);
+            cells.push(cell(n, *v, *s, true, settings)?);
         }
         return Ok(cells);
     }
@@ -345,7 +399,7 @@ fn key_cells<'a>(
             .iter()
             .find(|(n, _, _)| n == name)
             .ok_or_else(|| format!("the record {part} has no field {name:?} (pk.fields)"))?;
-        cells.push(cell(n, v, *s, true, settings)?);
+        cells.push(cell(n, *v, *s, true, settings)?);
     }
     Ok(cells)
 }
@@ -365,7 +419,7 @@ fn record_key_cells<'a>(
         None => match settings.pk_fields.as_slice() {
             [name] => Ok(vec![cell(
                 name,
-                key,
+                FieldValue::Decoded(key),
                 record.key.schema.as_ref(),
                 true,
                 settings,
@@ -396,14 +450,18 @@ pub fn change_of<'a>(record: &'a Record, settings: &'a Settings) -> Result<Chang
             keys: record_key_cells(record, settings)?,
         });
     }
-    let value = record.value.value();
-    let schema = record.value.schema.as_ref();
-    let fields = fields_of(value, schema).ok_or_else(|| {
-        format!(
-            "needs a struct value or a JSON object, found {}",
-            value.schema_type().map_or("null", |t| t.json_name())
-        )
-    })?;
+    let fields = match encoded_fields_of(&record.value) {
+        Some(fields) => fields?,
+        None => {
+            let value = record.value.value();
+            fields_of(value, record.value.schema.as_ref()).ok_or_else(|| {
+                format!(
+                    "needs a struct value or a JSON object, found {}",
+                    value.schema_type().map_or("null", |t| t.json_name())
+                )
+            })?
+        }
+    };
     let mut cells = match settings.pk_mode {
         PkMode::None => Vec::new(),
         PkMode::Kafka => kafka_keys(record, settings),
@@ -509,6 +567,47 @@ mod tests {
         assert_eq!(names, ["id", "name"]);
         assert_eq!(cells[0].value, SqlParam::Int(5));
         assert!(!cells[0].spec.optional);
+    }
+
+    /// A record as a plugin receives it: its value still encoded in the batch frame.
+    fn encoded(record: &Record) -> Record {
+        let mut r = record.clone();
+        let bytes = codec::encode_value(record.value.value());
+        r.value = Data::from_encoded(record.value.schema.clone(), bytes).expect("encoded");
+        r
+    }
+
+    #[test]
+    fn encoded_values_make_the_same_changes_without_being_decoded() {
+        for pairs in [
+            &[("pk.mode", "record_value"), ("pk.fields", "id")][..],
+            &[("pk.mode", "kafka")],
+            &[("pk.mode", "record_value"), ("fields.whitelist", "name")],
+            &[("pk.mode", "none")],
+        ] {
+            let s = settings(pairs);
+            for record in [user(5, Some("grüße")), user(6, None)] {
+                let from_frame = encoded(&record);
+                assert!(from_frame.value.encoded().is_some());
+                assert_eq!(
+                    change_of(&from_frame, &s),
+                    change_of(&record, &s),
+                    "{pairs:?}"
+                );
+            }
+        }
+        // The text is borrowed from the frame's bytes, not copied.
+        let s = settings(&[("pk.mode", "record_value"), ("pk.fields", "id")]);
+        let from_frame = encoded(&user(5, Some("grüße")));
+        let Ok(Change::Write { cells, .. }) = change_of(&from_frame, &s) else {
+            panic!("a write");
+        };
+        assert!(matches!(&cells[1].value, SqlParam::Text(Cow::Borrowed(t)) if *t == "grüße"));
+        // A null key field is refused in the same words either way.
+        let s = settings(&[("pk.mode", "record_value"), ("pk.fields", "name")]);
+        let record = user(7, None);
+        assert_eq!(change_of(&encoded(&record), &s), change_of(&record, &s));
+        assert!(change_of(&record, &s).is_err());
     }
 
     #[test]

@@ -499,6 +499,20 @@ impl<'a, 's> Iterator for StructFieldValues<'a, 's> {
     }
 }
 
+/// The text of an encoded string value, borrowed from its bytes; `None` for any other
+/// value. A plugin reading a struct's fields through [`struct_field_values`] passes text
+/// on without decoding it into a `String`.
+pub fn str_of(bytes: &[u8]) -> Option<&str> {
+    let mut r = Reader::new(bytes);
+    if r.byte().ok()? != STRING {
+        return None;
+    }
+    let n = r.len().ok()?;
+    let raw = r.take(n).ok()?;
+    r.expect_end().ok()?;
+    std::str::from_utf8(raw).ok()
+}
+
 /// Starts an encoded struct of `fields` fields; their encoded values follow, in the order
 /// of its schema.
 pub fn put_struct_header(out: &mut Vec<u8>, fields: usize) {
@@ -837,6 +851,24 @@ mod tests {
         let mut schema = Schema::new(SchemaType::Int32).optional();
         schema.default = Some(Value::Int32(7));
         assert_eq!(decode_schema(&encode_schema(&schema)), Ok(schema));
+    }
+
+    #[test]
+    fn text_is_read_in_place_and_nothing_else_is_text() {
+        assert_eq!(
+            str_of(&encode_value(&Value::String("grüße".into()))),
+            Some("grüße")
+        );
+        assert_eq!(
+            str_of(&encode_value(&Value::String(String::new()))),
+            Some("")
+        );
+        for other in [Value::Null, Value::Int64(9), Value::Bytes(b"abc".to_vec())] {
+            assert_eq!(str_of(&encode_value(&other)), None, "{other:?}");
+        }
+        let mut trailing = encode_value(&Value::String("a".into()));
+        trailing.push(0);
+        assert_eq!(str_of(&trailing), None, "one value, nothing after it");
     }
 
     #[test]

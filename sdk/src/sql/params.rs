@@ -75,6 +75,23 @@ impl SqlParam<'_> {
         }
     }
 
+    /// The same parameter owning its text or bytes.
+    pub fn into_owned(self) -> SqlParam<'static> {
+        match self {
+            SqlParam::Null => SqlParam::Null,
+            SqlParam::Boolean(b) => SqlParam::Boolean(b),
+            SqlParam::Int(i) => SqlParam::Int(i),
+            SqlParam::Uint(u) => SqlParam::Uint(u),
+            SqlParam::Double(f) => SqlParam::Double(f),
+            SqlParam::Text(s) => SqlParam::Text(Cow::Owned(s.into_owned())),
+            SqlParam::Bytes(b) => SqlParam::Bytes(Cow::Owned(b.into_owned())),
+            SqlParam::Decimal(s) => SqlParam::Decimal(Cow::Owned(s.into_owned())),
+            SqlParam::Date(d) => SqlParam::Date(d),
+            SqlParam::Time(t) => SqlParam::Time(t),
+            SqlParam::Timestamp(t) => SqlParam::Timestamp(t),
+        }
+    }
+
     /// The owned form.
     pub fn to_value(&self) -> SqlValue {
         match self {
