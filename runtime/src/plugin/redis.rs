@@ -590,6 +590,29 @@ impl TaskState {
             grant.broken();
         }
     }
+
+    /// `send` and `send-encoded`: sends the pipeline on the handle's connection, or
+    /// answers why the commands could not be read (before the connection is touched).
+    async fn send_on(
+        &mut self,
+        this: &Resource<RedisConnection>,
+        pipe: Result<redis::Pipeline, RedisError>,
+    ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
+        let pipe = match pipe {
+            Ok(pipe) => pipe,
+            Err(e) => return Ok(Err(e)),
+        };
+        let connection = match self.current_redis(this).await? {
+            Ok(connection) => connection,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = connection.send(pipe).await;
+        self.note_redis_result(&result);
+        match result {
+            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
 }
 
 impl wit::HostConnection for TaskState {
@@ -628,19 +651,7 @@ impl wit::HostConnection for TaskState {
         commands: Vec<Vec<Vec<u8>>>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
-        let connection = match self.current_redis(&this).await? {
-            Ok(connection) => connection,
-            Err(e) => return Ok(Err(e)),
-        };
-        let result = match pipeline_of(commands, atomic) {
-            Ok(pipe) => connection.send(pipe).await,
-            Err(e) => Err(e),
-        };
-        self.note_redis_result(&result);
-        match result {
-            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
-            Err(e) => Ok(Err(e)),
-        }
+        self.send_on(&this, pipeline_of(commands, atomic)).await
     }
 
     async fn send_encoded(
@@ -649,20 +660,8 @@ impl wit::HostConnection for TaskState {
         commands: Vec<u8>,
         atomic: bool,
     ) -> wasmtime::Result<Result<Resource<RedisPending>, RedisError>> {
-        let pipe = match pipeline_of_frame(&commands, atomic) {
-            Ok(pipe) => pipe,
-            Err(e) => return Ok(Err(e)),
-        };
-        let connection = match self.current_redis(&this).await? {
-            Ok(connection) => connection,
-            Err(e) => return Ok(Err(e)),
-        };
-        let result = connection.send(pipe).await;
-        self.note_redis_result(&result);
-        match result {
-            Ok(pending) => Ok(Ok(self.table.push(pending).map_err(table_error)?)),
-            Err(e) => Ok(Err(e)),
-        }
+        self.send_on(&this, pipeline_of_frame(&commands, atomic))
+            .await
     }
 
     async fn drop(&mut self, this: Resource<RedisConnection>) -> wasmtime::Result<()> {

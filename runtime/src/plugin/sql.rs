@@ -7,6 +7,7 @@
 //! Errors are values for the plugin, never traps: a database that cannot be reached is
 //! `transient` (the plugin retries), a rejected statement is `statement`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,8 +22,6 @@ use sqlx::mysql::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column as _, Row, Transaction, TypeInfo, ValueRef};
-use std::borrow::Cow;
-
 use tokio::sync::{mpsc, oneshot};
 use wasmconnect_sdk::sql::SqlParam;
 use wasmconnect_sdk::sql::params as frame;
