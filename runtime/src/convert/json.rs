@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value as Json};
+use wasmconnect_sdk::data::codec::{encode_str_into, encode_value_into, put_struct_header};
 use wasmconnect_sdk::data::{Data, Decimal, Schema, SchemaType, Struct, Value};
 
 use super::ConvertError;
@@ -164,12 +165,12 @@ impl JsonConverter {
             return Ok(Data::schemaless(infer(&payload)));
         }
         let schema = self.schema_from_cache(schema.get())?;
-        let value = match read_typed(&schema, payload.get()) {
-            Some(value) => value,
-            // The payload does not fit its schema, or uses what the typed reader leaves to
-            // the general path: that path gives the value, or Kafka's error for it.
-            None => from_json(&schema, &parse::<Json>(payload.get().as_bytes())?)?,
-        };
+        if let Some(data) = read_payload(&schema, payload.get()) {
+            return Ok(data);
+        }
+        // The payload does not fit its schema, or uses what the typed reader leaves to the
+        // general path: that path gives the value, or Kafka's error for it.
+        let value = from_json(&schema, &parse::<Json>(payload.get().as_bytes())?)?;
         Ok(Data::new(schema, value))
     }
 
@@ -186,8 +187,7 @@ impl JsonConverter {
         // payload would not parse as one value.
         let end = rest.trim_ascii_end().strip_suffix(b"}")?;
         let payload = std::str::from_utf8(end).ok()?;
-        let value = read_typed(schema, payload)?;
-        Some(Data::new(schema.clone(), value))
+        read_payload(schema, payload)
     }
 
     fn schema_from_cache(&mut self, text: &str) -> Result<Arc<Schema>, ConvertError> {
@@ -395,6 +395,144 @@ pub fn schema_from_json(json: &Json) -> Result<Schema, ConvertError> {
         schema.default = Some(from_json(&as_arc, default)?);
     }
     Ok(schema)
+}
+
+/// A payload that fits its schema, read by [`read_encoded`] (members in the schema's order,
+/// as Kafka writes them) or else by [`read_typed`]; `None` when it does not fit.
+fn read_payload(schema: &Arc<Schema>, payload: &str) -> Option<Data> {
+    if let Some(bytes) = read_encoded(schema, payload) {
+        // Written by the encoder from values the typed reader accepts: valid by construction.
+        return Some(Data::from_encoded_unchecked(Some(schema.clone()), bytes));
+    }
+    read_typed(schema, payload).map(|value| Data::new(schema.clone(), value))
+}
+
+/// Reads a payload straight into the batch frame's encoding of its value, with no `Value`
+/// made: a sink hands the bytes on to its plugin as they are. Each member is read as
+/// [`read_typed`] reads it; `None` for a struct whose members are not in its schema's
+/// order (a member out of place, or given twice) and for a payload that does not fit, which
+/// [`read_typed`] then reads or refuses. Where it reads a payload, the bytes decode to the
+/// value [`read_typed`] gives (`encoded_reading_matches_the_typed_reading`).
+fn read_encoded(schema: &Arc<Schema>, payload: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(payload.len());
+    let mut de = serde_json::Deserializer::from_str(payload);
+    let encode = Encode {
+        schema,
+        out: &mut out,
+    };
+    serde::de::DeserializeSeed::deserialize(encode, &mut de).ok()?;
+    de.end().ok()?;
+    Some(out)
+}
+
+/// One JSON value read against its schema into its encoding (see [`read_encoded`]).
+struct Encode<'s, 'o> {
+    schema: &'s Arc<Schema>,
+    out: &'o mut Vec<u8>,
+}
+
+impl Encode<'_, '_> {
+    fn put(self, value: &Value) {
+        encode_value_into(value, self.out);
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Encode<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.schema.schema_type {
+            // What the typed reader reads through a `Value` of its own, so does this.
+            SchemaType::Bytes | SchemaType::Array | SchemaType::Map => {
+                let value = serde::de::DeserializeSeed::deserialize(Typed(self.schema), d)?;
+                self.put(&value);
+                Ok(())
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Encode<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a {} value", self.schema.schema_type.json_name())
+    }
+
+    // Scalars: the typed reader's value, which holds no allocation, encoded.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        let value = serde::de::Visitor::visit_unit::<E>(Typed(self.schema))?;
+        self.put(&value);
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        let value = serde::de::Visitor::visit_bool::<E>(Typed(self.schema), v)?;
+        self.put(&value);
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        let value = serde::de::Visitor::visit_i64::<E>(Typed(self.schema), v)?;
+        self.put(&value);
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        let value = serde::de::Visitor::visit_u64::<E>(Typed(self.schema), v)?;
+        self.put(&value);
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        let value = serde::de::Visitor::visit_f64::<E>(Typed(self.schema), v)?;
+        self.put(&value);
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if self.schema.schema_type != SchemaType::String {
+            return Err(unfit());
+        }
+        encode_str_into(v, self.out);
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let schema = self.schema;
+        if schema.schema_type != SchemaType::Struct {
+            return Err(unfit());
+        }
+        let fields = &schema.fields;
+        put_struct_header(self.out, fields.len());
+        let mut next = 0;
+        while let Some(found) = map.next_key_seed(FieldIndex { fields, next })? {
+            match found {
+                Some(i) if i == next => {
+                    map.next_value_seed(Encode {
+                        schema: &fields[i].schema,
+                        out: self.out,
+                    })?;
+                    next += 1;
+                }
+                // A member out of the schema's order, or given twice: the typed reader's.
+                Some(_) => return Err(unfit()),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        for field in &fields[next..] {
+            let value = null_for(&field.schema).map_err(|_| unfit())?;
+            encode_value_into(&value, self.out);
+        }
+        Ok(())
+    }
 }
 
 /// Reads a payload straight into Connect values by its schema, with no `serde_json::Value`
@@ -871,6 +1009,7 @@ pub fn infer(json: &Json) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmconnect_sdk::data::codec;
 
     fn converter(schemas: bool) -> JsonConverter {
         let mut s = BTreeMap::new();
@@ -1046,6 +1185,51 @@ mod tests {
         // Not JSON, or JSON with something after it: the general path's parse error.
         assert_eq!(read_typed(&schema, &format!("{{{base}")), None);
         assert_eq!(read_typed(&schema, &format!("{{{base}}} 1")), None);
+    }
+
+    #[test]
+    fn encoded_reading_matches_the_typed_reading() {
+        let schema = Arc::new(
+            schema_from_json(&serde_json::from_str(EVERY_TYPE).expect("json")).expect("schema"),
+        );
+        let in_order = r#"{"i8":-128,"i16":32767,"i32":-2147483648,"i64":9223372036854775807,"f32":1.5,"f64":-2.25e10,"b":true,"s":"a\"b\u00e9","opt":null,"dflt":null,"raw":"AQI=","dec":"AfQ=","day":19000,"list":[1,2],"map":{"k":1,"n":null},"inner":{"x":3,"y":"z"}}"#;
+        let sparse = r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":3,"f64":18446744073709551615,"b":false,"s":"","extra":[{"a":1}]}"#;
+        let payloads = [
+            in_order,
+            sparse,
+            // Out of order, a member twice, and ones that do not fit: the typed reader's.
+            r#"{"i16":0,"i8":0,"i32":0,"i64":0,"f32":0,"f64":0,"b":false,"s":""}"#,
+            r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":0,"f64":0,"b":false,"s":"a","s":"b"}"#,
+            r#"{"i8":128,"i16":0,"i32":0,"i64":0,"f32":0,"f64":0,"b":false,"s":""}"#,
+            r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":0,"f64":0,"b":false,"s":null}"#,
+            r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":0,"f64":0,"b":false,"s":"","inner":{"y":"no x"}}"#,
+            "[1,2]",
+            "7",
+        ];
+        let mut encoded = 0;
+        for payload in payloads {
+            let typed = read_typed(&schema, payload);
+            match read_encoded(&schema, payload) {
+                Some(bytes) => {
+                    encoded += 1;
+                    let value = codec::decode_value(&bytes, Some(&schema)).expect("valid bytes");
+                    assert_eq!(Some(value), typed, "{payload}");
+                }
+                None => assert!(
+                    payload.contains(r#""i16":0,"i8""#)
+                        || payload.contains(r#""s":"a","s""#)
+                        || typed.is_none(),
+                    "only out-of-order members and unfit payloads are left to the typed reader: {payload}"
+                ),
+            }
+        }
+        assert_eq!(encoded, 2, "the payloads in the schema's order are encoded");
+        // Through the converter: Kafka's envelope comes out encoded, equal to the value.
+        let mut c = converter(true);
+        let envelope = format!(r#"{{"schema":{EVERY_TYPE},"payload":{in_order}}}"#);
+        let data = c.to_connect(Some(envelope.as_bytes())).expect("fits");
+        assert!(data.encoded().is_some());
+        assert_eq!(Some(data.value().clone()), read_typed(&schema, in_order));
     }
 
     #[test]
