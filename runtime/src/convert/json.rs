@@ -432,8 +432,10 @@ struct Encode<'s, 'o> {
 }
 
 impl Encode<'_, '_> {
-    fn put(self, value: &Value) {
-        encode_value_into(value, self.out);
+    /// Encodes what the typed reader read.
+    fn put<E>(self, value: Result<Value, E>) -> Result<(), E> {
+        encode_value_into(&value?, self.out);
+        Ok(())
     }
 }
 
@@ -444,9 +446,8 @@ impl<'de> serde::de::DeserializeSeed<'de> for Encode<'_, '_> {
         match self.schema.schema_type {
             // What the typed reader reads through a `Value` of its own, so does this.
             SchemaType::Bytes | SchemaType::Array | SchemaType::Map => {
-                let value = serde::de::DeserializeSeed::deserialize(Typed(self.schema), d)?;
-                self.put(&value);
-                Ok(())
+                let value = serde::de::DeserializeSeed::deserialize(Typed(self.schema), d);
+                self.put(value)
             }
             _ => d.deserialize_any(self),
         }
@@ -462,9 +463,8 @@ impl<'de> serde::de::Visitor<'de> for Encode<'_, '_> {
 
     // Scalars: the typed reader's value, which holds no allocation, encoded.
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        let value = serde::de::Visitor::visit_unit::<E>(Typed(self.schema))?;
-        self.put(&value);
-        Ok(())
+        let value = serde::de::Visitor::visit_unit::<E>(Typed(self.schema));
+        self.put(value)
     }
 
     fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
@@ -472,27 +472,23 @@ impl<'de> serde::de::Visitor<'de> for Encode<'_, '_> {
     }
 
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
-        let value = serde::de::Visitor::visit_bool::<E>(Typed(self.schema), v)?;
-        self.put(&value);
-        Ok(())
+        let value = serde::de::Visitor::visit_bool::<E>(Typed(self.schema), v);
+        self.put(value)
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        let value = serde::de::Visitor::visit_i64::<E>(Typed(self.schema), v)?;
-        self.put(&value);
-        Ok(())
+        let value = serde::de::Visitor::visit_i64::<E>(Typed(self.schema), v);
+        self.put(value)
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        let value = serde::de::Visitor::visit_u64::<E>(Typed(self.schema), v)?;
-        self.put(&value);
-        Ok(())
+        let value = serde::de::Visitor::visit_u64::<E>(Typed(self.schema), v);
+        self.put(value)
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-        let value = serde::de::Visitor::visit_f64::<E>(Typed(self.schema), v)?;
-        self.put(&value);
-        Ok(())
+        let value = serde::de::Visitor::visit_f64::<E>(Typed(self.schema), v);
+        self.put(value)
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
