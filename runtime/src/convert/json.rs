@@ -8,7 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value as Json};
-use wasmconnect_sdk::data::codec::{encode_str_into, encode_value_into, put_struct_header};
+use wasmconnect_sdk::data::codec::{
+    decode_value, encode_str_into, encode_value_into, put_struct_header, str_of, struct_body,
+    struct_field_values,
+};
 use wasmconnect_sdk::data::{Data, Decimal, Schema, SchemaType, Struct, Value};
 
 use super::ConvertError;
@@ -103,12 +106,27 @@ impl JsonConverter {
             }
             out.extend_from_slice(br#","payload":"#);
         }
-        let payload = Payload {
-            schema: data.schema.as_deref(),
-            value: data.value(),
-            decimal_format: self.decimal_format,
+        let written = match (&data.schema, data.encoded()) {
+            // A value still in the batch frame's encoding (a source's records) is written
+            // from it, without decoding it into a tree first.
+            (Some(schema), Some(bytes)) => serde_json::to_writer(
+                &mut out,
+                &EncodedPayload {
+                    schema,
+                    bytes,
+                    decimal_format: self.decimal_format,
+                },
+            ),
+            _ => serde_json::to_writer(
+                &mut out,
+                &Payload {
+                    schema: data.schema.as_deref(),
+                    value: data.value(),
+                    decimal_format: self.decimal_format,
+                },
+            ),
         };
-        serde_json::to_writer(&mut out, &payload).map_err(|e| ConvertError::Data(e.to_string()))?;
+        written.map_err(|e| ConvertError::Data(e.to_string()))?;
         if self.schemas_enable {
             out.push(b'}');
         }
@@ -983,6 +1001,45 @@ impl serde::Serialize for Payload<'_> {
     }
 }
 
+/// An encoded value (the batch frame's format, checked against its schema when its frame
+/// was read) written as JSON: the same text as [`Payload`] writes for its decoded value. A
+/// struct's fields and strings are read in place; other values are decoded one at a time.
+struct EncodedPayload<'a> {
+    schema: &'a Arc<Schema>,
+    bytes: &'a [u8],
+    decimal_format: DecimalFormat,
+}
+
+impl serde::Serialize for EncodedPayload<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        if self.schema.schema_type == SchemaType::Struct && struct_body(self.bytes).is_ok() {
+            let fields = struct_field_values(self.bytes, self.schema).map_err(S::Error::custom)?;
+            let mut map = s.serialize_map(Some(self.schema.fields.len()))?;
+            for field in fields {
+                let (field, bytes) = field.map_err(S::Error::custom)?;
+                let value = EncodedPayload {
+                    schema: &field.schema,
+                    bytes,
+                    decimal_format: self.decimal_format,
+                };
+                map.serialize_entry(&field.name, &value)?;
+            }
+            return map.end();
+        }
+        if let Some(text) = str_of(self.bytes) {
+            return s.serialize_str(text);
+        }
+        let value = decode_value(self.bytes, Some(self.schema)).map_err(S::Error::custom)?;
+        Payload {
+            schema: Some(self.schema),
+            value: &value,
+            decimal_format: self.decimal_format,
+        }
+        .serialize(s)
+    }
+}
+
 /// Schemaless input: objects become maps, integers INT64, other numbers FLOAT64.
 pub fn infer(json: &Json) -> Value {
     match json {
@@ -1270,6 +1327,50 @@ mod tests {
                     tree.to_string(),
                     "{value:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn encoded_values_write_the_text_of_their_decoded_value() {
+        let schema = Arc::new(
+            schema_from_json(&serde_json::from_str(EVERY_TYPE).expect("json")).expect("schema"),
+        );
+        let full = r#"{"i8":-128,"i16":32767,"i32":-2147483648,"i64":9223372036854775807,"f32":1.5,"f64":-2.25e10,"b":true,"s":"a\"b\u00e9\n","opt":null,"dflt":null,"raw":"AQI=","dec":"AfQ=","day":19000,"list":[1,2],"map":{"k":1,"n":null},"inner":{"x":3,"y":"z"}}"#;
+        let sparse = r#"{"i8":0,"i16":0,"i32":0,"i64":0,"f32":0.1,"f64":1e300,"b":false,"s":""}"#;
+        let mut with_default = Schema::new(SchemaType::Int32);
+        with_default.default = Some(Value::Int32(9));
+        let mut values: Vec<(Arc<Schema>, Value)> = [full, sparse]
+            .iter()
+            .map(|text| {
+                let json = serde_json::from_str(text).expect("json");
+                (schema.clone(), from_json(&schema, &json).expect("fits"))
+            })
+            .collect();
+        values.push((Arc::new(with_default), Value::Null));
+        values.push((Arc::new(Schema::decimal(2)), Value::Bytes(vec![0x01, 0xf4])));
+        values.push((
+            Arc::new(Schema::new(SchemaType::String)),
+            Value::from("plain"),
+        ));
+        for schemas in [false, true] {
+            for format in ["base64", "numeric"] {
+                let converter = JsonConverter::new(&BTreeMap::from([
+                    ("schemas.enable".to_owned(), schemas.to_string()),
+                    ("decimal.format".to_owned(), format.to_owned()),
+                ]))
+                .expect("converter");
+                for (schema, value) in &values {
+                    let decoded = Data::new(schema.clone(), value.clone());
+                    let encoded =
+                        Data::from_encoded(Some(schema.clone()), codec::encode_value(value))
+                            .expect("fits");
+                    assert_eq!(
+                        converter.from_connect(&encoded).expect("written"),
+                        converter.from_connect(&decoded).expect("written"),
+                        "{value:?}"
+                    );
+                }
             }
         }
     }
