@@ -482,6 +482,56 @@ fn postgres_table_in_incrementing_mode() {
         .expect("drop");
 }
 
+/// A primary key of two columns becomes a struct key of both, in the table's order, and
+/// every column type of the row reaches the envelope (text, a decimal, a NULL).
+#[test]
+fn a_composite_primary_key_becomes_a_struct_key() {
+    let rt = runtime();
+    let db = mysql_database(&rt);
+    let table = unique("regional").replace('-', "_");
+    rt.block_on(
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (region varchar(16) NOT NULL, id bigint NOT NULL, name varchar(64), \
+             price decimal(8,2), PRIMARY KEY (region, id))"
+        ))
+        .execute(&db),
+    )
+    .expect("create table");
+    rt.block_on(
+        sqlx::query(&format!(
+            "INSERT INTO {table} VALUES ('eu', 1, 'grüße \"a\"', 12.50), ('us', 2, NULL, NULL)"
+        ))
+        .execute(&db),
+    )
+    .expect("rows");
+    let prefix = format!("{}-", unique("ck"));
+    let topic = format!("{prefix}{table}");
+    let worker = RestWorker::start(&bootstrap(), "");
+    let name = unique("jdbc-ck-source");
+    worker.create(
+        &name,
+        source(
+            &table,
+            &prefix,
+            json!({"mode": "incrementing", "incrementing.column.name": "id", "record.key": "primary_key"}),
+        ),
+    );
+    let rows = parse(&consume(&topic, 2, Duration::from_secs(90)));
+    assert_eq!(ids(&rows), [1, 2], "worker says {}", worker.status(&name));
+    assert_eq!(rows[0].0, Some(json!({"region": "eu", "id": 1})));
+    assert_eq!(rows[1].0, Some(json!({"region": "us", "id": 2})));
+    assert_eq!(
+        rows[0].1["payload"],
+        json!({"region": "eu", "id": 1, "name": "grüße \"a\"", "price": "BOI="})
+    );
+    assert_eq!(
+        rows[1].1["payload"],
+        json!({"region": "us", "id": 2, "name": null, "price": null})
+    );
+    rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
+        .expect("drop");
+}
+
 #[test]
 fn invalid_configs_are_rejected_with_the_key_named() {
     let worker = RestWorker::start(&bootstrap(), "");

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use wasmconnect_sdk::data::{Decimal, Schema, SchemaType, Struct, Value};
-use wasmconnect_sdk::sql::SqlValue;
+use wasmconnect_sdk::data::codec::{encode_str_into, encode_value_into, put_struct_header};
+use wasmconnect_sdk::data::{Decimal, Schema, SchemaType, Value};
+use wasmconnect_sdk::sql::SqlParam;
 
 /// The Connect type a column becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,24 +141,28 @@ const DAY_MICROS: i64 = 86_400_000_000;
 ///
 /// # Errors
 /// A value that does not fit the field's type.
-pub fn connect_value(v: &SqlValue, field: FieldType, tz_offset_secs: i64) -> Result<Value, String> {
-    let int = |v: &SqlValue| -> Result<i64, String> {
+pub fn connect_value(
+    v: &SqlParam<'_>,
+    field: FieldType,
+    tz_offset_secs: i64,
+) -> Result<Value, String> {
+    let int = |v: &SqlParam<'_>| -> Result<i64, String> {
         match v {
-            SqlValue::Int(i) => Ok(*i),
-            SqlValue::Uint(u) => i64::try_from(*u).map_err(|_| format!("{u} is beyond INT64")),
-            SqlValue::Boolean(b) => Ok(i64::from(*b)),
-            SqlValue::Text(s) | SqlValue::Decimal(s) => s
+            SqlParam::Int(i) => Ok(*i),
+            SqlParam::Uint(u) => i64::try_from(*u).map_err(|_| format!("{u} is beyond INT64")),
+            SqlParam::Boolean(b) => Ok(i64::from(*b)),
+            SqlParam::Text(s) | SqlParam::Decimal(s) => s
                 .trim()
                 .parse()
                 .map_err(|_| format!("{s:?} is not an integer")),
-            SqlValue::Double(f) => Ok(*f as i64),
+            SqlParam::Double(f) => Ok(*f as i64),
             other => Err(format!("{other:?} is not an integer")),
         }
     };
     let narrow = |i: i64, what: &str| format!("{i} does not fit {what}");
     Ok(match (v, field) {
-        (SqlValue::Null, _) => Value::Null,
-        (SqlValue::Boolean(b), FieldType::Boolean) => Value::Boolean(*b),
+        (SqlParam::Null, _) => Value::Null,
+        (SqlParam::Boolean(b), FieldType::Boolean) => Value::Boolean(*b),
         (v, FieldType::Boolean) => Value::Boolean(int(v)? != 0),
         (v, FieldType::Int8) => {
             let i = int(v)?;
@@ -172,11 +177,11 @@ pub fn connect_value(v: &SqlValue, field: FieldType, tz_offset_secs: i64) -> Res
             Value::Int32(i32::try_from(i).map_err(|_| narrow(i, "INT32"))?)
         }
         (v, FieldType::Int64) => Value::Int64(int(v)?),
-        (SqlValue::Double(f), FieldType::Float32) => Value::Float32(*f as f32),
-        (SqlValue::Double(f), FieldType::Float64) => Value::Float64(*f),
+        (SqlParam::Double(f), FieldType::Float32) => Value::Float32(*f as f32),
+        (SqlParam::Double(f), FieldType::Float64) => Value::Float64(*f),
         (v, FieldType::Float32 | FieldType::Float64) => {
             let f = match v {
-                SqlValue::Text(s) | SqlValue::Decimal(s) => s
+                SqlParam::Text(s) | SqlParam::Decimal(s) => s
                     .trim()
                     .parse::<f64>()
                     .map_err(|_| format!("{s:?} is not a number"))?,
@@ -188,7 +193,7 @@ pub fn connect_value(v: &SqlValue, field: FieldType, tz_offset_secs: i64) -> Res
                 Value::Float64(f)
             }
         }
-        (SqlValue::Decimal(s) | SqlValue::Text(s), FieldType::Decimal(scale)) => Value::Bytes(
+        (SqlParam::Decimal(s) | SqlParam::Text(s), FieldType::Decimal(scale)) => Value::Bytes(
             parse_decimal(s, scale)
                 .ok_or_else(|| format!("{s:?} is not a decimal that fits 128 bits"))?
                 .to_bytes(),
@@ -200,11 +205,11 @@ pub fn connect_value(v: &SqlValue, field: FieldType, tz_offset_secs: i64) -> Res
             }
             .to_bytes(),
         ),
-        (SqlValue::Date(days), FieldType::Date) => Value::Int32(*days),
-        (SqlValue::Time(micros), FieldType::Time) => {
+        (SqlParam::Date(days), FieldType::Date) => Value::Int32(*days),
+        (SqlParam::Time(micros), FieldType::Time) => {
             Value::Int32(i32::try_from(micros.rem_euclid(DAY_MICROS) / 1000).unwrap_or(0))
         }
-        (SqlValue::Timestamp(micros), FieldType::Timestamp | FieldType::Date) => {
+        (SqlParam::Timestamp(micros), FieldType::Timestamp | FieldType::Date) => {
             let utc = micros - tz_offset_secs * 1_000_000;
             if field == FieldType::Date {
                 Value::Int32(i32::try_from(utc.div_euclid(DAY_MICROS)).unwrap_or(0))
@@ -212,17 +217,17 @@ pub fn connect_value(v: &SqlValue, field: FieldType, tz_offset_secs: i64) -> Res
                 Value::Int64(utc.div_euclid(1000))
             }
         }
-        (SqlValue::Bytes(b), FieldType::Bytes) => Value::Bytes(b.clone()),
-        (SqlValue::Bytes(b), FieldType::String) => {
+        (SqlParam::Bytes(b), FieldType::Bytes) => Value::Bytes(b.to_vec()),
+        (SqlParam::Bytes(b), FieldType::String) => {
             Value::String(String::from_utf8_lossy(b).into_owned())
         }
-        (SqlValue::Text(s), FieldType::Bytes) => Value::Bytes(s.as_bytes().to_vec()),
+        (SqlParam::Text(s), FieldType::Bytes) => Value::Bytes(s.as_bytes().to_vec()),
         (v, FieldType::String) => Value::String(match v {
-            SqlValue::Text(s) | SqlValue::Decimal(s) => s.clone(),
-            SqlValue::Int(i) => i.to_string(),
-            SqlValue::Uint(u) => u.to_string(),
-            SqlValue::Double(f) => f.to_string(),
-            SqlValue::Boolean(b) => b.to_string(),
+            SqlParam::Text(s) | SqlParam::Decimal(s) => s.to_string(),
+            SqlParam::Int(i) => i.to_string(),
+            SqlParam::Uint(u) => u.to_string(),
+            SqlParam::Double(f) => f.to_string(),
+            SqlParam::Boolean(b) => b.to_string(),
             other => format!("{other:?}"),
         }),
         (other, field) => return Err(format!("{other:?} cannot be read as {field:?}")),
@@ -241,24 +246,37 @@ pub fn row_schema(name: Option<&str>, columns: &[ColumnInfo]) -> Arc<Schema> {
     Arc::new(schema)
 }
 
-/// A row as a Connect struct.
+/// A row as a Connect struct of `columns`, encoded (the batch frame's value format): text
+/// goes from the row into the encoding with no `Value` made of it.
 ///
 /// # Errors
-/// A value that does not fit its column's type, naming the column.
-pub fn row_struct(
-    schema: &Arc<Schema>,
+/// A value that does not fit its column's type, naming the column, or a row that is not one
+/// value per column.
+pub fn encode_row(
     columns: &[ColumnInfo],
-    row: &[SqlValue],
+    row: &[SqlParam<'_>],
     tz_offset_secs: i64,
-) -> Result<Struct, String> {
-    let values = columns
-        .iter()
-        .zip(row)
-        .map(|(c, v)| {
-            connect_value(v, c.field, tz_offset_secs).map_err(|e| format!("column {}: {e}", c.name))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Struct::from_values(schema.clone(), values).map_err(|e| e.to_string())
+) -> Result<Vec<u8>, String> {
+    if row.len() != columns.len() {
+        return Err(format!(
+            "{} values for {} columns",
+            row.len(),
+            columns.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(64);
+    put_struct_header(&mut out, columns.len());
+    for (c, v) in columns.iter().zip(row) {
+        match (v, c.field) {
+            (SqlParam::Text(text), FieldType::String) => encode_str_into(text, &mut out),
+            (v, field) => encode_value_into(
+                &connect_value(v, field, tz_offset_secs)
+                    .map_err(|e| format!("column {}: {e}", c.name))?,
+                &mut out,
+            ),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -292,17 +310,65 @@ mod tests {
     }
 
     #[test]
+    fn rows_encode_to_the_struct_of_their_values() {
+        use std::borrow::Cow;
+        use wasmconnect_sdk::data::Struct;
+        use wasmconnect_sdk::data::codec::decode_value;
+        let column = |name: &str, field| ColumnInfo {
+            name: name.into(),
+            field,
+            nullable: true,
+            primary_key: false,
+            auto_increment: false,
+        };
+        let columns = [
+            column("id", FieldType::Int64),
+            column("name", FieldType::String),
+            column("score", FieldType::Float64),
+            column("price", FieldType::Decimal(2)),
+            column("code", FieldType::String),
+            column("gone", FieldType::String),
+        ];
+        let row = [
+            SqlParam::Int(7),
+            SqlParam::Text(Cow::Borrowed("a \"name\" é")),
+            SqlParam::Double(0.5),
+            SqlParam::Decimal(Cow::Borrowed("-12.3")),
+            SqlParam::Int(42),
+            SqlParam::Null,
+        ];
+        let schema = row_schema(Some("t"), &columns);
+        let encoded = encode_row(&columns, &row, 0).expect("encoded");
+        let values = columns
+            .iter()
+            .zip(&row)
+            .map(|(c, v)| connect_value(v, c.field, 0).expect("fits"))
+            .collect();
+        assert_eq!(
+            decode_value(&encoded, Some(&schema)).expect("a struct of the schema"),
+            Value::Struct(Struct::from_values(schema.clone(), values).expect("struct"))
+        );
+        assert!(
+            encode_row(&columns, &row[..2], 0).is_err(),
+            "one value per column"
+        );
+        let narrow = [column("small", FieldType::Int8)];
+        let err = encode_row(&narrow, &[SqlParam::Int(300)], 0).expect_err("too wide");
+        assert!(err.contains("column small"), "{err}");
+    }
+
+    #[test]
     fn values_convert_and_overflows_are_errors() {
         assert_eq!(
-            connect_value(&SqlValue::Int(7), FieldType::Int64, 0),
+            connect_value(&SqlParam::Int(7), FieldType::Int64, 0),
             Ok(Value::Int64(7))
         );
-        assert!(connect_value(&SqlValue::Int(300), FieldType::Int8, 0).is_err());
-        assert!(connect_value(&SqlValue::Uint(u64::MAX), FieldType::Int64, 0).is_err());
+        assert!(connect_value(&SqlParam::Int(300), FieldType::Int8, 0).is_err());
+        assert!(connect_value(&SqlParam::Uint(u64::MAX), FieldType::Int64, 0).is_err());
         // 2020-01-01T02:00:00 read in +02:00 is 2020-01-01T00:00:00Z.
         assert_eq!(
             connect_value(
-                &SqlValue::Timestamp(1_577_844_000_000_000),
+                &SqlParam::Timestamp(1_577_844_000_000_000),
                 FieldType::Timestamp,
                 7200
             ),

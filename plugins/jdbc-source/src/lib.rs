@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use wasmconnect_sdk::data::OffsetMap;
 use wasmconnect_sdk::prelude::*;
-use wasmconnect_sdk::sql::{self, Connection, Cursor, Dialect, SqlValue};
+use wasmconnect_sdk::sql::{self, Connection, Cursor, Dialect, SqlParam, SqlValue};
 
 use columns::{ColumnInfo, FieldType};
 use config::{Initial, TASK_TABLES};
@@ -51,7 +51,7 @@ struct Source {
     offset: Offset,
     cursor: Option<Cursor>,
     /// Timestamp mode: the last row read, not yet sent (see `read`).
-    pending: Option<Vec<SqlValue>>,
+    pending: Option<Vec<SqlParam<'static>>>,
     /// The cursor's columns as fields, in result order, with the struct schema.
     layout: Option<(Vec<ColumnInfo>, Arc<Schema>, Option<KeyLayout>)>,
     next_query: Instant,
@@ -61,6 +61,8 @@ struct Source {
 struct KeyLayout {
     /// Indexes of the key columns in the result.
     indexes: Vec<usize>,
+    /// Those columns.
+    columns: Vec<ColumnInfo>,
     schema: Arc<Schema>,
 }
 
@@ -251,11 +253,11 @@ impl Source {
 }
 
 /// A timestamp row value in the database's zone, as microseconds.
-fn timestamp_micros(v: &SqlValue) -> Option<i64> {
+fn timestamp_micros(v: &SqlParam<'_>) -> Option<i64> {
     match v {
-        SqlValue::Timestamp(m) => Some(*m),
-        SqlValue::Date(d) => Some(i64::from(*d) * 86_400_000_000),
-        SqlValue::Text(s) => parse_datetime(s),
+        SqlParam::Timestamp(m) => Some(*m),
+        SqlParam::Date(d) => Some(i64::from(*d) * 86_400_000_000),
+        SqlParam::Text(s) => parse_datetime(s),
         _ => None,
     }
 }
@@ -287,7 +289,7 @@ impl JdbcSource {
         rows.rows
             .first()
             .and_then(|r| r.first())
-            .and_then(timestamp_micros)
+            .and_then(|v| timestamp_micros(&v.into()))
             .ok_or_else(|| PluginError::retriable("SELECT CURRENT_TIMESTAMP returned no time"))
     }
 
@@ -389,7 +391,7 @@ impl JdbcSource {
         settings: &Settings,
         source: &Source,
         cursor: &Cursor,
-        rows: &[Vec<SqlValue>],
+        rows: &[&[SqlParam<'_>]],
     ) -> (Vec<ColumnInfo>, Arc<Schema>, Option<KeyLayout>) {
         let columns: Vec<ColumnInfo> = cursor
             .columns()
@@ -399,7 +401,7 @@ impl JdbcSource {
                 // Without metadata (a query), a DECIMAL's scale is the widest in the rows.
                 let scale = rows
                     .iter()
-                    .filter_map(|r| r.get(index).and_then(SqlValue::as_str))
+                    .filter_map(|r| r.get(index).and_then(SqlParam::as_str))
                     .map(columns::scale_of)
                     .max();
                 source
@@ -427,15 +429,18 @@ impl JdbcSource {
                     .filter(|(_, c)| c.primary_key)
                     .map(|(i, _)| i)
                     .collect();
-                let schema = match indexes.as_slice() {
+                let key_columns: Vec<ColumnInfo> =
+                    indexes.iter().map(|i| columns[*i].clone()).collect();
+                let schema = match key_columns.as_slice() {
                     [] => return None,
-                    [one] => Arc::new(columns[*one].field.schema(false)),
-                    many => columns::row_schema(
-                        Some(&format!("{}Key", source.name)),
-                        &many.iter().map(|i| columns[*i].clone()).collect::<Vec<_>>(),
-                    ),
+                    [one] => Arc::new(one.field.schema(false)),
+                    many => columns::row_schema(Some(&format!("{}Key", source.name)), many),
                 };
-                Some(KeyLayout { indexes, schema })
+                Some(KeyLayout {
+                    indexes,
+                    columns: key_columns,
+                    schema,
+                })
             })
             .flatten();
         (columns, schema, key)
@@ -465,8 +470,8 @@ impl JdbcSource {
         let Some(cursor) = source.cursor.as_mut() else {
             return Ok(Vec::new());
         };
-        let mut rows = match cursor.next_rows(max_rows) {
-            Ok(rows) => rows,
+        let frame = match cursor.next_frame(max_rows) {
+            Ok(frame) => frame,
             Err(e) => {
                 // Start again from the last offset.
                 source.cursor = None;
@@ -474,15 +479,18 @@ impl JdbcSource {
                 return Err(e.into());
             }
         };
+        let cells = frame.rows()?;
         // A partial batch is not the end: only an empty one is.
-        let done = rows.is_empty();
-        if let Some(held) = source.pending.take() {
-            rows.insert(0, held);
-        }
+        let done = cells.is_empty();
+        let held = source.pending.take();
+        let mut rows: Vec<&[SqlParam<'_>]> =
+            held.iter().map(Vec::as_slice).chain(cells.iter()).collect();
         // Timestamp-only mode holds the last row back until the next fetch shows whether
         // more rows share its timestamp.
         if self.settings.mode == Mode::Timestamp && !done {
-            source.pending = rows.pop();
+            source.pending = rows
+                .pop()
+                .map(|row| row.iter().map(|p| p.borrowed().into_owned()).collect());
         }
         let source = &self.sources[i];
         if source.layout.is_none()
@@ -511,7 +519,7 @@ impl JdbcSource {
         } else {
             Vec::new()
         };
-        let row_ts = |row: &[SqlValue]| -> Option<i64> {
+        let row_ts = |row: &[SqlParam<'_>]| -> Option<i64> {
             ts_indexes
                 .iter()
                 .find_map(|i| row.get(*i).and_then(timestamp_micros))
@@ -523,12 +531,12 @@ impl JdbcSource {
             .unwrap_or_else(|| "the query".into());
         let mut records = Vec::with_capacity(rows.len());
         for (n, row) in rows.iter().enumerate() {
-            let value = columns::row_struct(schema, columns, row, tz)
+            let value = columns::encode_row(columns, row, tz)
                 .map_err(|e| PluginError::fatal(format!("{name}: {e}")))?;
             let mut offset = source.offset;
             if let Some(i) = inc_index {
                 offset.incrementing =
-                    Some(row.get(i).and_then(SqlValue::as_i64).ok_or_else(|| {
+                    Some(row.get(i).and_then(SqlParam::as_i64).ok_or_else(|| {
                         PluginError::fatal(format!(
                             "{name}: the incrementing column {} is null or not an integer",
                             columns[i].name
@@ -550,25 +558,24 @@ impl JdbcSource {
                 }
             }
             source.offset = offset;
+            // Valid by construction; the worker checks every value it receives anyway.
             let mut record = Record::new(
                 source.topic.clone(),
-                Data::new(schema.clone(), Value::Struct(value)),
+                Data::from_encoded_unchecked(Some(schema.clone()), value),
             );
             if let Some(key) = key {
-                let key_value = if key.indexes.len() == 1 {
-                    columns::connect_value(&row[key.indexes[0]], columns[key.indexes[0]].field, tz)
-                        .map_err(|e| PluginError::fatal(format!("{name}: key: {e}")))?
+                let key_error = |e| PluginError::fatal(format!("{name}: key: {e}"));
+                record.key = if let [index] = key.indexes[..] {
+                    let value = columns::connect_value(&row[index], columns[index].field, tz)
+                        .map_err(key_error)?;
+                    Data::new(key.schema.clone(), value)
                 } else {
-                    let key_columns: Vec<ColumnInfo> =
-                        key.indexes.iter().map(|i| columns[*i].clone()).collect();
-                    let key_row: Vec<SqlValue> =
-                        key.indexes.iter().map(|i| row[*i].clone()).collect();
-                    Value::Struct(
-                        columns::row_struct(&key.schema, &key_columns, &key_row, tz)
-                            .map_err(|e| PluginError::fatal(format!("{name}: key: {e}")))?,
-                    )
+                    let key_row: Vec<SqlParam<'_>> =
+                        key.indexes.iter().map(|i| row[*i].borrowed()).collect();
+                    let value =
+                        columns::encode_row(&key.columns, &key_row, tz).map_err(key_error)?;
+                    Data::from_encoded_unchecked(Some(key.schema.clone()), value)
                 };
-                record.key = Data::new(key.schema.clone(), key_value);
             }
             records.push(SourceRecord {
                 position: SourcePosition {

@@ -465,18 +465,44 @@ impl Drop for SqlConnection {
     }
 }
 
-/// The host side of `sql.cursor`: a task reading the query ahead into a bounded channel.
+/// The host side of `sql.cursor`: a task reading the query ahead into a bounded channel,
+/// its rows already in the parameter frame's encoding.
 pub struct SqlCursor {
     columns: Vec<Column>,
     rows: mpsc::Receiver<Result<CursorItem, SqlError>>,
     /// The rest of the last chunk received, for the next `next`.
-    held: std::vec::IntoIter<Vec<SqlValue>>,
+    held: Option<Chunk>,
     done: bool,
     reader: tokio::task::JoinHandle<()>,
 }
 
 /// Rows read by a cursor, with the columns the first time.
-type CursorItem = (Option<Vec<Column>>, Vec<Vec<SqlValue>>);
+type CursorItem = (Option<Vec<Column>>, Chunk);
+
+/// Rows one after another in the parameter frame's encoding, each its columns' values.
+struct Chunk {
+    frame: Vec<u8>,
+    /// Where each row ends in `frame`.
+    row_ends: Vec<usize>,
+    /// Rows already handed on.
+    taken: usize,
+}
+
+impl Chunk {
+    /// Appends up to `max` of the rows not yet taken to `out`; returns how many.
+    fn take_into(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
+        let from = self.taken.checked_sub(1).map_or(0, |i| self.row_ends[i]);
+        let n = max.min(self.row_ends.len() - self.taken);
+        self.taken += n;
+        let to = self.taken.checked_sub(1).map_or(0, |i| self.row_ends[i]);
+        out.extend_from_slice(&self.frame[from..to]);
+        n
+    }
+
+    fn is_spent(&self) -> bool {
+        self.taken == self.row_ends.len()
+    }
+}
 
 impl std::fmt::Debug for SqlCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -590,6 +616,23 @@ fn param_of(value: &SqlValue) -> SqlParam<'_> {
     }
 }
 
+/// A value read from a row as the WIT value: the rows of `query` and of a cursor's `next`.
+fn value_of(param: SqlParam<'_>) -> SqlValue {
+    match param {
+        SqlParam::Null => SqlValue::Null,
+        SqlParam::Boolean(b) => SqlValue::Boolean(b),
+        SqlParam::Int(i) => SqlValue::Int(i),
+        SqlParam::Uint(u) => SqlValue::Uint(u),
+        SqlParam::Double(f) => SqlValue::Double(f),
+        SqlParam::Text(s) => SqlValue::Text(s.into_owned()),
+        SqlParam::Bytes(b) => SqlValue::Bytes(b.into_owned()),
+        SqlParam::Decimal(s) => SqlValue::Decimal(s.into_owned()),
+        SqlParam::Date(d) => SqlValue::Date(d),
+        SqlParam::Time(t) => SqlValue::Time(t),
+        SqlParam::Timestamp(t) => SqlValue::Timestamp(t),
+    }
+}
+
 /// The parameters of a `list<sql-value>` call in a parameter frame: every statement is
 /// bound from one.
 fn frame_of(params: &[SqlValue]) -> Vec<u8> {
@@ -666,22 +709,22 @@ fn unreadable<R: Row>(row: &R, i: usize, type_name: &str, err: sqlx::Error) -> S
     ))
 }
 
-fn mysql_value(row: &MySqlRow, i: usize) -> Result<SqlValue, SqlError> {
+fn mysql_param(row: &MySqlRow, i: usize) -> Result<SqlParam<'_>, SqlError> {
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
-        return Ok(SqlValue::Null);
+        return Ok(SqlParam::Null);
     }
     // The drivers name their built-in types in upper case: no copy to compare.
     let type_info = raw.type_info();
     let type_name = type_info.name();
     let fail = |e| unreadable(row, i, type_name, e);
     let value = match type_name {
-        "BOOLEAN" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
-        "TINYINT" => SqlValue::Int(i64::from(row.try_get::<i8, _>(i).map_err(fail)?)),
-        "SMALLINT" | "YEAR" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
-        "MEDIUMINT" | "INT" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
-        "BIGINT" => SqlValue::Int(row.try_get(i).map_err(fail)?),
-        t if t.ends_with("UNSIGNED") => SqlValue::Uint(match t {
+        "BOOLEAN" => SqlParam::Boolean(row.try_get(i).map_err(fail)?),
+        "TINYINT" => SqlParam::Int(i64::from(row.try_get::<i8, _>(i).map_err(fail)?)),
+        "SMALLINT" | "YEAR" => SqlParam::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
+        "MEDIUMINT" | "INT" => SqlParam::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
+        "BIGINT" => SqlParam::Int(row.try_get(i).map_err(fail)?),
+        t if t.ends_with("UNSIGNED") => SqlParam::Uint(match t {
             "TINYINT UNSIGNED" => u64::from(row.try_get::<u8, _>(i).map_err(fail)?),
             "SMALLINT UNSIGNED" => u64::from(row.try_get::<u16, _>(i).map_err(fail)?),
             "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => {
@@ -689,69 +732,73 @@ fn mysql_value(row: &MySqlRow, i: usize) -> Result<SqlValue, SqlError> {
             }
             _ => row.try_get::<u64, _>(i).map_err(fail)?,
         }),
-        "FLOAT" => SqlValue::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
-        "DOUBLE" => SqlValue::Double(row.try_get(i).map_err(fail)?),
-        "DECIMAL" => SqlValue::Decimal(row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string()),
-        "DATE" => SqlValue::Date(days_of(row.try_get(i).map_err(fail)?)),
-        "TIME" => SqlValue::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
-        "DATETIME" | "TIMESTAMP" => SqlValue::Timestamp(
+        "FLOAT" => SqlParam::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
+        "DOUBLE" => SqlParam::Double(row.try_get(i).map_err(fail)?),
+        "DECIMAL" => SqlParam::Decimal(Cow::Owned(
+            row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string(),
+        )),
+        "DATE" => SqlParam::Date(days_of(row.try_get(i).map_err(fail)?)),
+        "TIME" => SqlParam::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
+        "DATETIME" | "TIMESTAMP" => SqlParam::Timestamp(
             row.try_get::<NaiveDateTime, _>(i)
                 .map_err(fail)?
                 .and_utc()
                 .timestamp_micros(),
         ),
         "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
-        | "GEOMETRY" => SqlValue::Bytes(row.try_get(i).map_err(fail)?),
-        _ => SqlValue::Text(row.try_get(i).map_err(fail)?),
+        | "GEOMETRY" => SqlParam::Bytes(Cow::Borrowed(row.try_get(i).map_err(fail)?)),
+        _ => SqlParam::Text(Cow::Borrowed(row.try_get(i).map_err(fail)?)),
     };
     Ok(value)
 }
 
-fn postgres_value(row: &PgRow, i: usize) -> Result<SqlValue, SqlError> {
+fn postgres_param(row: &PgRow, i: usize) -> Result<SqlParam<'_>, SqlError> {
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
-        return Ok(SqlValue::Null);
+        return Ok(SqlParam::Null);
     }
     // The drivers name their built-in types in upper case: no copy to compare.
     let type_info = raw.type_info();
     let type_name = type_info.name();
     let fail = |e| unreadable(row, i, type_name, e);
     let value = match type_name {
-        "BOOL" => SqlValue::Boolean(row.try_get(i).map_err(fail)?),
-        "INT2" => SqlValue::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
-        "INT4" => SqlValue::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
-        "INT8" => SqlValue::Int(row.try_get(i).map_err(fail)?),
-        "OID" => SqlValue::Int(i64::from(
+        "BOOL" => SqlParam::Boolean(row.try_get(i).map_err(fail)?),
+        "INT2" => SqlParam::Int(i64::from(row.try_get::<i16, _>(i).map_err(fail)?)),
+        "INT4" => SqlParam::Int(i64::from(row.try_get::<i32, _>(i).map_err(fail)?)),
+        "INT8" => SqlParam::Int(row.try_get(i).map_err(fail)?),
+        "OID" => SqlParam::Int(i64::from(
             row.try_get::<sqlx::postgres::types::Oid, _>(i)
                 .map_err(fail)?
                 .0,
         )),
-        "FLOAT4" => SqlValue::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
-        "FLOAT8" => SqlValue::Double(row.try_get(i).map_err(fail)?),
-        "NUMERIC" => SqlValue::Decimal(row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string()),
-        "DATE" => SqlValue::Date(days_of(row.try_get(i).map_err(fail)?)),
-        "TIME" => SqlValue::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
-        "TIMESTAMP" => SqlValue::Timestamp(
+        "FLOAT4" => SqlParam::Double(f64::from(row.try_get::<f32, _>(i).map_err(fail)?)),
+        "FLOAT8" => SqlParam::Double(row.try_get(i).map_err(fail)?),
+        "NUMERIC" => SqlParam::Decimal(Cow::Owned(
+            row.try_get::<BigDecimal, _>(i).map_err(fail)?.to_string(),
+        )),
+        "DATE" => SqlParam::Date(days_of(row.try_get(i).map_err(fail)?)),
+        "TIME" => SqlParam::Time(micros_of_time(row.try_get(i).map_err(fail)?)),
+        "TIMESTAMP" => SqlParam::Timestamp(
             row.try_get::<NaiveDateTime, _>(i)
                 .map_err(fail)?
                 .and_utc()
                 .timestamp_micros(),
         ),
-        "TIMESTAMPTZ" => SqlValue::Timestamp(
+        "TIMESTAMPTZ" => SqlParam::Timestamp(
             row.try_get::<DateTime<chrono::Utc>, _>(i)
                 .map_err(fail)?
                 .timestamp_micros(),
         ),
-        "BYTEA" => SqlValue::Bytes(row.try_get(i).map_err(fail)?),
-        _ => SqlValue::Text(row.try_get(i).map_err(fail)?),
+        "BYTEA" => SqlParam::Bytes(Cow::Borrowed(row.try_get(i).map_err(fail)?)),
+        _ => SqlParam::Text(Cow::Borrowed(row.try_get(i).map_err(fail)?)),
     };
     Ok(value)
 }
 
-fn sqlite_value(row: &SqliteRow, i: usize) -> Result<SqlValue, SqlError> {
+fn sqlite_param(row: &SqliteRow, i: usize) -> Result<SqlParam<'_>, SqlError> {
     let raw = row.try_get_raw(i).map_err(error_from)?;
     if raw.is_null() {
-        return Ok(SqlValue::Null);
+        return Ok(SqlParam::Null);
     }
     // The value's storage class, not the declared type: SQLite columns hold anything.
     // The drivers name their built-in types in upper case: no copy to compare.
@@ -759,10 +806,10 @@ fn sqlite_value(row: &SqliteRow, i: usize) -> Result<SqlValue, SqlError> {
     let type_name = type_info.name();
     let fail = |e| unreadable(row, i, type_name, e);
     let value = match type_name {
-        "INTEGER" | "BOOLEAN" => SqlValue::Int(row.try_get_unchecked(i).map_err(fail)?),
-        "REAL" => SqlValue::Double(row.try_get_unchecked(i).map_err(fail)?),
-        "BLOB" => SqlValue::Bytes(row.try_get_unchecked(i).map_err(fail)?),
-        _ => SqlValue::Text(row.try_get_unchecked(i).map_err(fail)?),
+        "INTEGER" | "BOOLEAN" => SqlParam::Int(row.try_get_unchecked(i).map_err(fail)?),
+        "REAL" => SqlParam::Double(row.try_get_unchecked(i).map_err(fail)?),
+        "BLOB" => SqlParam::Bytes(Cow::Borrowed(row.try_get_unchecked(i).map_err(fail)?)),
+        _ => SqlParam::Text(Cow::Borrowed(row.try_get_unchecked(i).map_err(fail)?)),
     };
     Ok(value)
 }
@@ -777,22 +824,20 @@ fn columns_of<R: Row>(row: &R) -> Vec<Column> {
         .collect()
 }
 
-fn row_values<R: Row>(
-    row: &R,
-    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
-) -> Result<Vec<SqlValue>, SqlError> {
-    (0..row.len()).map(|i| read(row, i)).collect()
-}
+/// How a driver's row is read: column `i` as a parameter, borrowing its text and bytes
+/// from the row.
+type ReadParam<R> = for<'r> fn(&'r R, usize) -> Result<SqlParam<'r>, SqlError>;
 
-fn row_set<R: Row>(
-    rows: &[R],
-    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
-) -> Result<RowSet, SqlError> {
+fn row_set<R: Row>(rows: &[R], read: ReadParam<R>) -> Result<RowSet, SqlError> {
     Ok(RowSet {
         columns: rows.first().map(columns_of).unwrap_or_default(),
         rows: rows
             .iter()
-            .map(|r| row_values(r, read))
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| read(r, i).map(value_of))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<_, _>>()?,
     })
 }
@@ -805,34 +850,34 @@ macro_rules! with_executor {
         match (&$conn.pool, &mut $conn.tx) {
             (_, Some(Tx::MySql(tx))) => {
                 let ($query, $exec, $read) =
-                    (bind_mysql($statement, $params)?, &mut **tx, mysql_value);
+                    (bind_mysql($statement, $params)?, &mut **tx, mysql_param);
                 $body
             }
             (_, Some(Tx::Postgres(tx))) => {
                 let ($query, $exec, $read) = (
                     bind_postgres($statement, $params)?,
                     &mut **tx,
-                    postgres_value,
+                    postgres_param,
                 );
                 $body
             }
             (_, Some(Tx::Sqlite(tx))) => {
                 let ($query, $exec, $read) =
-                    (bind_sqlite($statement, $params)?, &mut **tx, sqlite_value);
+                    (bind_sqlite($statement, $params)?, &mut **tx, sqlite_param);
                 $body
             }
             (SqlPool::MySql(pool, _), None) => {
-                let ($query, $exec, $read) = (bind_mysql($statement, $params)?, pool, mysql_value);
+                let ($query, $exec, $read) = (bind_mysql($statement, $params)?, pool, mysql_param);
                 $body
             }
             (SqlPool::Postgres(pool), None) => {
                 let ($query, $exec, $read) =
-                    (bind_postgres($statement, $params)?, pool, postgres_value);
+                    (bind_postgres($statement, $params)?, pool, postgres_param);
                 $body
             }
             (SqlPool::Sqlite(pool), None) => {
                 let ($query, $exec, $read) =
-                    (bind_sqlite($statement, $params)?, pool, sqlite_value);
+                    (bind_sqlite($statement, $params)?, pool, sqlite_param);
                 $body
             }
         }
@@ -1033,15 +1078,15 @@ impl SqlConnection {
                 };
             }
             match pool {
-                SqlPool::MySql(pool, _) => stream!(bind_mysql, &pool, mysql_value),
-                SqlPool::Postgres(pool) => stream!(bind_postgres, &pool, postgres_value),
-                SqlPool::Sqlite(pool) => stream!(bind_sqlite, &pool, sqlite_value),
+                SqlPool::MySql(pool, _) => stream!(bind_mysql, &pool, mysql_param),
+                SqlPool::Postgres(pool) => stream!(bind_postgres, &pool, postgres_param),
+                SqlPool::Sqlite(pool) => stream!(bind_sqlite, &pool, sqlite_param),
             }
         });
         SqlCursor {
             columns: Vec::new(),
             rows: rx,
-            held: Vec::new().into_iter(),
+            held: None,
             done: false,
             reader,
         }
@@ -1049,35 +1094,45 @@ impl SqlConnection {
 }
 
 /// Reads `rows` into `out` in chunks of what the driver has ready (at most
-/// [`CURSOR_CHUNK`]); a failure ends the stream after the rows before it.
+/// [`CURSOR_CHUNK`]), encoded as they are read; a failure ends the stream after the rows
+/// before it.
 async fn stream_rows<R: Row>(
     rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
-    read: fn(&R, usize) -> Result<SqlValue, SqlError>,
+    read: ReadParam<R>,
     out: mpsc::Sender<Result<CursorItem, SqlError>>,
 ) {
     let mut chunks = rows.ready_chunks(CURSOR_CHUNK);
     let mut first = true;
-    while let Some(chunk) = chunks.next().await {
+    while let Some(rows) = chunks.next().await {
         let mut columns = None;
-        let mut values = Vec::with_capacity(chunk.len());
+        let mut chunk = Chunk {
+            frame: Vec::new(),
+            row_ends: Vec::with_capacity(rows.len()),
+            taken: 0,
+        };
         let mut failure = None;
-        for row in chunk {
-            let read_row = row.map_err(error_from).and_then(|row| {
+        for row in rows {
+            let encoded = row.map_err(error_from).and_then(|row| {
                 if first {
                     columns = Some(columns_of(&row));
                     first = false;
                 }
-                row_values(&row, read)
+                (0..row.len()).try_for_each(|i| {
+                    frame::encode_param(&read(&row, i)?, &mut chunk.frame);
+                    Ok(())
+                })
             });
-            match read_row {
-                Ok(row) => values.push(row),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+            if let Err(e) = encoded {
+                // Drop what was written of the unreadable row.
+                chunk
+                    .frame
+                    .truncate(chunk.row_ends.last().copied().unwrap_or(0));
+                failure = Some(e);
+                break;
             }
+            chunk.row_ends.push(chunk.frame.len());
         }
-        if !values.is_empty() && out.send(Ok((columns, values))).await.is_err() {
+        if !chunk.row_ends.is_empty() && out.send(Ok((columns, chunk))).await.is_err() {
             return;
         }
         if let Some(e) = failure {
@@ -1088,16 +1143,24 @@ async fn stream_rows<R: Row>(
 }
 
 impl SqlCursor {
-    async fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
-        let mut rows = Vec::new();
+    /// Up to `max_rows` more rows in one parameter frame, and how many there are: empty
+    /// when the query is done.
+    async fn next_frame(&mut self, max_rows: u32) -> Result<(Vec<u8>, usize), SqlError> {
+        let mut frame = Vec::new();
+        let mut rows = 0;
         let max = usize::try_from(max_rows.max(1)).unwrap_or(usize::MAX);
         loop {
-            rows.extend(self.held.by_ref().take(max - rows.len()));
-            if rows.len() == max || self.done {
+            if let Some(held) = &mut self.held {
+                rows += held.take_into(&mut frame, max - rows);
+                if held.is_spent() {
+                    self.held = None;
+                }
+            }
+            if rows == max || self.done {
                 break;
             }
             // Wait for the first rows, then take what is already read.
-            let item = if rows.is_empty() {
+            let item = if rows == 0 {
                 self.rows.recv().await
             } else {
                 match self.rows.try_recv() {
@@ -1107,11 +1170,11 @@ impl SqlCursor {
                 }
             };
             match item {
-                Some(Ok((columns, values))) => {
+                Some(Ok((columns, chunk))) => {
                     if let Some(columns) = columns {
                         self.columns = columns;
                     }
-                    self.held = values.into_iter();
+                    self.held = Some(chunk);
                 }
                 Some(Err(e)) => {
                     self.done = true;
@@ -1120,7 +1183,23 @@ impl SqlCursor {
                 None => self.done = true,
             }
         }
-        Ok(rows)
+        Ok((frame, rows))
+    }
+
+    /// [`Self::next_frame`] as WIT values, for `cursor.next`.
+    async fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+        let (frame, rows) = self.next_frame(max_rows).await?;
+        let mut cells = frame::decode(&frame);
+        let width = self.columns.len();
+        (0..rows)
+            .map(|_| {
+                cells
+                    .by_ref()
+                    .take(width)
+                    .map(|cell| cell.map(value_of).map_err(SqlError::Statement))
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -1319,6 +1398,15 @@ impl sql::HostCursor for TaskState {
     ) -> wasmtime::Result<Result<Vec<Vec<SqlValue>>, SqlError>> {
         let cursor = self.table.get_mut(&this).map_err(table_error)?;
         Ok(cursor.next(max_rows).await)
+    }
+
+    async fn next_encoded(
+        &mut self,
+        this: Resource<SqlCursor>,
+        max_rows: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, SqlError>> {
+        let cursor = self.table.get_mut(&this).map_err(table_error)?;
+        Ok(cursor.next_frame(max_rows).await.map(|(frame, _)| frame))
     }
 
     async fn drop(&mut self, this: Resource<SqlCursor>) -> wasmtime::Result<()> {
@@ -1741,6 +1829,96 @@ mod tests {
             "nothing else ran: {:?}",
             rows.rows
         );
+    }
+
+    /// A cursor hands on every row once, in order, in pieces of any size (across the
+    /// reader's chunks), its frames reading back as the rows `query` returns; `next` gives
+    /// the same rows as values; both are empty at the end.
+    async fn cursors_read_every_row_in_frames(kind: DriverKind) {
+        let table = "cursor_frames";
+        let mut conn = SqlConnection::new(real_pool(kind).await);
+        let session = conn.session().await.expect("session");
+        for ddl in [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, t TEXT, f DOUBLE PRECISION)"),
+        ] {
+            session.execute(&ddl, &[]).await.expect("ddl");
+        }
+        let rows = 3 * CURSOR_CHUNK + 17;
+        let places = match kind {
+            DriverKind::Postgres => "($1, $2, $3)",
+            _ => "(?, ?, ?)",
+        };
+        let insert = format!("INSERT INTO {table} (id, t, f) VALUES {places}");
+        for id in 0..rows {
+            let text = if id % 5 == 0 {
+                None
+            } else {
+                Some(format!("row {id}: ü \"x\""))
+            };
+            let params = [
+                SqlValue::Int(id as i64),
+                text.map_or(SqlValue::Null, SqlValue::Text),
+                SqlValue::Double(id as f64 / 4.0),
+            ];
+            session
+                .execute(&insert, &frame_of(&params))
+                .await
+                .expect("insert");
+        }
+        let select = format!("SELECT id, t, f FROM {table} ORDER BY id");
+        let expected = session.query(&select, &[]).await.expect("select").rows;
+        assert_eq!(expected.len(), rows);
+        // The bindings' values have no `==`: they are compared as parameters.
+        let same = |read: &[Vec<SqlValue>]| {
+            let params = |rows: &[Vec<SqlValue>]| -> Vec<Vec<SqlParam<'static>>> {
+                rows.iter()
+                    .map(|r| r.iter().map(|v| param_of(v).into_owned()).collect())
+                    .collect()
+            };
+            assert_eq!(params(read), params(&expected));
+        };
+
+        let mut cursor = conn.open_cursor(select.clone(), Vec::new());
+        let mut read = Vec::new();
+        // Pieces smaller and larger than the reader's chunks.
+        for max in [1, 50, 200].into_iter().cycle() {
+            let (frame, n) = cursor.next_frame(max).await.expect("rows");
+            if n == 0 {
+                assert!(frame.is_empty(), "an empty frame at the end");
+                break;
+            }
+            assert!(n <= max as usize);
+            let values: Vec<SqlValue> = frame::decode(&frame)
+                .map(|p| p.map(value_of).expect("a well-formed frame"))
+                .collect();
+            assert_eq!(values.len(), n * 3, "whole rows");
+            read.extend(values.chunks(3).map(<[SqlValue]>::to_vec));
+        }
+        same(&read);
+        assert_eq!(cursor.columns.len(), 3);
+        assert!(cursor.next_frame(10).await.expect("done").0.is_empty());
+
+        let mut cursor = conn.open_cursor(select, Vec::new());
+        let mut read = Vec::new();
+        loop {
+            let rows = cursor.next(150).await.expect("rows");
+            if rows.is_empty() {
+                break;
+            }
+            read.extend(rows);
+        }
+        same(&read);
+    }
+
+    #[tokio::test]
+    async fn cursors_on_mariadb() {
+        cursors_read_every_row_in_frames(DriverKind::MySql).await;
+    }
+
+    #[tokio::test]
+    async fn cursors_on_postgres() {
+        cursors_read_every_row_in_frames(DriverKind::Postgres).await;
     }
 
     #[tokio::test]

@@ -156,14 +156,9 @@ impl SqlValue {
         }
     }
 
+    /// See [`SqlParam::as_i64`].
     pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            SqlValue::Int(i) => Some(*i),
-            SqlValue::Uint(u) => i64::try_from(*u).ok(),
-            SqlValue::Boolean(b) => Some(i64::from(*b)),
-            SqlValue::Text(s) | SqlValue::Decimal(s) => s.trim().parse().ok(),
-            _ => None,
-        }
+        SqlParam::from(self).as_i64()
     }
 }
 
@@ -373,7 +368,7 @@ impl Connection {
     pub fn open_cursor(&self, statement: &str, params: &[SqlValue]) -> Result<Cursor, SqlError> {
         self.inner
             .open_cursor(statement, params)
-            .map(|inner| Cursor { inner })
+            .map(|inner| Cursor { inner, width: None })
     }
 }
 
@@ -398,6 +393,8 @@ impl Submitted {
 #[derive(Debug)]
 pub struct Cursor {
     inner: imp::Cursor,
+    /// Columns per row, known once a row has been fetched.
+    width: Option<usize>,
 }
 
 impl Cursor {
@@ -406,12 +403,92 @@ impl Cursor {
         self.inner.columns()
     }
 
-    /// Up to `max_rows` more rows; empty when the query is done.
+    /// Up to `max_rows` more rows in one frame, their text and bytes read in place
+    /// ([`RowFrame::rows`]); empty when the query is done.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub fn next_frame(&mut self, max_rows: u32) -> Result<RowFrame, SqlError> {
+        let bytes = self.inner.next_encoded(max_rows)?;
+        if self.width.is_none() && !bytes.is_empty() {
+            self.width = Some(self.inner.columns().len());
+        }
+        Ok(RowFrame {
+            bytes,
+            width: self.width.unwrap_or(0),
+        })
+    }
+
+    /// Up to `max_rows` more rows, owning their values; empty when the query is done.
     ///
     /// # Errors
     /// The database's error.
     pub fn next_rows(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
-        self.inner.next(max_rows)
+        let frame = self.next_frame(max_rows)?;
+        Ok(frame
+            .rows()?
+            .iter()
+            .map(|row| row.iter().map(SqlParam::to_value).collect())
+            .collect())
+    }
+}
+
+/// Rows fetched by [`Cursor::next_frame`]: row after row, each its columns' values in the
+/// parameter frame's encoding (`wit/plugin/BATCH-FORMAT.md`).
+#[derive(Debug, Clone, Default)]
+pub struct RowFrame {
+    bytes: Vec<u8>,
+    width: usize,
+}
+
+impl RowFrame {
+    /// No rows: the query is done.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The rows, their text and bytes borrowed from the frame.
+    ///
+    /// # Errors
+    /// [`SqlError::Statement`] for a frame that is not whole rows of parameters (a worker
+    /// bug), naming the byte or the count.
+    pub fn rows(&self) -> Result<Rows<'_>, SqlError> {
+        let cells = params::decode(&self.bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SqlError::Statement)?;
+        if cells.len() % self.width.max(1) != 0 || (self.width == 0 && !cells.is_empty()) {
+            return Err(SqlError::Statement(format!(
+                "a cursor sent {} values, not whole rows of {}",
+                cells.len(),
+                self.width
+            )));
+        }
+        Ok(Rows {
+            cells,
+            width: self.width.max(1),
+        })
+    }
+}
+
+/// The rows of a [`RowFrame`].
+#[derive(Debug, Clone)]
+pub struct Rows<'a> {
+    cells: Vec<SqlParam<'a>>,
+    width: usize,
+}
+
+impl<'a> Rows<'a> {
+    pub fn len(&self) -> usize {
+        self.cells.len() / self.width
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Each row's values, in column order.
+    pub fn iter(&self) -> std::slice::ChunksExact<'_, SqlParam<'a>> {
+        self.cells.chunks_exact(self.width)
     }
 }
 
@@ -570,8 +647,8 @@ mod imp {
             columns(self.0.columns())
         }
 
-        pub fn next(&mut self, max_rows: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
-            self.0.next(max_rows).map(rows).map_err(error)
+        pub fn next_encoded(&mut self, max_rows: u32) -> Result<Vec<u8>, SqlError> {
+            self.0.next_encoded(max_rows).map_err(error)
         }
     }
 }
@@ -651,8 +728,49 @@ mod imp {
         pub fn columns(&self) -> Vec<Column> {
             match self.0 {}
         }
-        pub fn next(&mut self, _: u32) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+        pub fn next_encoded(&mut self, _: u32) -> Result<Vec<u8>, SqlError> {
             match self.0 {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_frame_reads_whole_rows_borrowing_their_text() {
+        let cells = [
+            SqlValue::Int(1),
+            SqlValue::Text("a".into()),
+            SqlValue::Int(2),
+            SqlValue::Null,
+        ];
+        let frame = RowFrame {
+            bytes: params::encode(&cells),
+            width: 2,
+        };
+        let rows = frame.rows().expect("whole rows");
+        assert_eq!(rows.len(), 2);
+        let read: Vec<&[SqlParam<'_>]> = rows.iter().collect();
+        assert!(matches!(
+            read[0],
+            [
+                SqlParam::Int(1),
+                SqlParam::Text(std::borrow::Cow::Borrowed("a"))
+            ]
+        ));
+        assert_eq!(read[1], [SqlParam::Int(2), SqlParam::Null]);
+
+        let cut = RowFrame {
+            bytes: params::encode(&cells[..3]),
+            width: 2,
+        };
+        let err = cut.rows().expect_err("not whole rows");
+        assert_eq!(
+            err,
+            SqlError::Statement("a cursor sent 3 values, not whole rows of 2".into())
+        );
+        assert!(RowFrame::default().rows().expect("none").is_empty());
     }
 }

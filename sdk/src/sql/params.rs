@@ -92,6 +92,25 @@ impl SqlParam<'_> {
         }
     }
 
+    /// A text's or a decimal's text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlParam::Text(s) | SqlParam::Decimal(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// As an integer: an int, an unsigned int that fits, a boolean, or text that parses.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlParam::Int(i) => Some(*i),
+            SqlParam::Uint(u) => i64::try_from(*u).ok(),
+            SqlParam::Boolean(b) => Some(i64::from(*b)),
+            SqlParam::Text(s) | SqlParam::Decimal(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The owned form.
     pub fn to_value(&self) -> SqlValue {
         match self {
