@@ -4,7 +4,9 @@
 //!
 //! `make bench-connectors` (builds the release binary and plugins, starts the services and
 //! Tansu), or `cargo bench -p wasmconnect-e2e --bench connectors -- [jdbc|redis|source]
-//! [rows]` with `KAFKA_BOOTSTRAP` and `WASMCONNECT_BIN` set.
+//! [rows] [rounds]` with `KAFKA_BOOTSTRAP` and `WASMCONNECT_BIN` set. Each connector runs
+//! `rounds` times (3 by default), native then wasmconnect each time, and the median ratios
+//! follow its rounds. Every topic a run makes is deleted after it.
 //!
 //! - jdbc: records in a topic -> JDBC sink upsert (batch 1000) into MariaDB, vs multi-row
 //!   `INSERT ... ON DUPLICATE KEY UPDATE` of 1000 rows per transaction straight to MariaDB.
@@ -21,7 +23,7 @@ use serde_json::json;
 use sqlx::Row;
 use wasmconnect_e2e::RestWorker;
 use wasmconnect_e2e::db::{DATABASE, mysql_database};
-use wasmconnect_e2e::kafka::{bootstrap, create_topic, produce, runtime};
+use wasmconnect_e2e::kafka::{bootstrap, create_topic, delete_topics, produce, runtime};
 
 const BATCH: usize = 1000;
 
@@ -53,22 +55,57 @@ struct Figure {
 }
 
 impl Figure {
-    fn print(&self) {
-        let rate = |d: Duration| self.rows as f64 / d.as_secs_f64();
+    fn rate(&self, d: Duration) -> f64 {
+        self.rows as f64 / d.as_secs_f64()
+    }
+
+    fn steady_rate(&self) -> f64 {
         let (steady_rows, steady_time) = self.steady;
-        let steady_rate = steady_rows as f64 / steady_time.as_secs_f64();
+        steady_rows as f64 / steady_time.as_secs_f64()
+    }
+
+    /// wasmconnect's rate over the native one: from the start, and steady.
+    fn ratios(&self) -> (f64, f64) {
+        let native = self.rate(self.native);
+        (self.rate(self.wasm) / native, self.steady_rate() / native)
+    }
+
+    fn print(&self) {
+        let (from_start, steady) = self.ratios();
         println!(
             "{:<7} {:>8} rows | native {:>8.0} rows/s | wasmconnect from start {:>8.0} rows/s ({:>5.2} s), ratio {:.2} | steady {:>8.0} rows/s, ratio {:.2}",
             self.name,
             self.rows,
-            rate(self.native),
-            rate(self.wasm),
+            self.rate(self.native),
+            self.rate(self.wasm),
             self.wasm.as_secs_f64(),
-            rate(self.wasm) / rate(self.native),
-            steady_rate,
-            steady_rate / rate(self.native),
+            from_start,
+            self.steady_rate(),
+            steady,
         );
     }
+}
+
+/// The median ratios of a connector's rounds: each round's wasmconnect run against the
+/// native run just before it, so that a slow or fast spell of the machine counts once.
+fn print_medians(figures: &[Figure]) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        if v.len().is_multiple_of(2) {
+            (v[mid - 1] + v[mid]) / 2.0
+        } else {
+            v[mid]
+        }
+    };
+    let (from_start, steady): (Vec<f64>, Vec<f64>) = figures.iter().map(Figure::ratios).unzip();
+    println!(
+        "{:<7} median of {} rounds: ratio from start {:.2}, steady {:.2}",
+        figures[0].name,
+        figures.len(),
+        median(from_start),
+        median(steady),
+    );
 }
 
 fn unique(prefix: &str) -> String {
@@ -200,6 +237,8 @@ fn jdbc(rows: usize) -> Figure {
     for t in [&native_table, &table] {
         let _ = rt.block_on(sqlx::query(&format!("DROP TABLE {t}")).execute(&db));
     }
+    drop(worker);
+    rt.block_on(delete_topics(&[&topic]));
     Figure {
         name: "jdbc",
         rows,
@@ -278,6 +317,8 @@ fn redis(rows: usize) -> Figure {
         }
     });
     delete_keys(&mut check, &topic);
+    drop(worker);
+    rt.block_on(delete_topics(&[&topic]));
     Figure {
         name: "redis",
         rows,
@@ -453,6 +494,10 @@ fn source(rows: usize) -> Figure {
         counter.count()
     });
     let _ = rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db));
+    // Nothing may still read or write the topics: librdkafka crashes on a topic deleted
+    // under its consumer.
+    drop((worker, counter, producer));
+    rt.block_on(delete_topics(&[&native_topic, &topic]));
     Figure {
         name: "source",
         rows,
@@ -469,8 +514,9 @@ fn main() {
         .collect();
     let which = args.first().map_or("all", String::as_str);
     let rows: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let rounds: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(3).max(1);
     println!(
-        "connector benchmarks: {rows} rows, batches of {BATCH}, broker {}, consumers' fetch wait {FETCH_WAIT_MS} ms",
+        "connector benchmarks: {rows} rows, {rounds} rounds, batches of {BATCH}, broker {}, consumers' fetch wait {FETCH_WAIT_MS} ms",
         bootstrap()
     );
     for (name, bench) in [
@@ -479,7 +525,16 @@ fn main() {
         ("source", source),
     ] {
         if which == "all" || which == name {
-            bench(rows).print();
+            let figures: Vec<Figure> = (0..rounds)
+                .map(|_| {
+                    let figure = bench(rows);
+                    figure.print();
+                    figure
+                })
+                .collect();
+            if rounds > 1 {
+                print_medians(&figures);
+            }
         }
     }
 }

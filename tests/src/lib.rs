@@ -449,6 +449,24 @@ pub mod kafka {
         }
     }
 
+    /// Deletes topics, so that a long benchmark leaves the broker as it found it (Tansu
+    /// keeps every record in memory). A failure is printed, not fatal.
+    pub async fn delete_topics(topics: &[&str]) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("admin client");
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        match admin.delete_topics(topics, &options).await {
+            Ok(results) => {
+                for failed in results.into_iter().filter_map(Result::err) {
+                    eprintln!("cannot delete topic {}: {}", failed.0, failed.1);
+                }
+            }
+            Err(e) => eprintln!("cannot delete topics {topics:?}: {e}"),
+        }
+    }
+
     /// Produces `(key, value)` pairs in order; `None` is a tombstone. Every record is
     /// queued before any delivery is awaited, so large runs go out in full batches.
     pub async fn produce(topic: &str, records: &[(String, Option<String>)]) {
