@@ -456,7 +456,11 @@ impl RowFrame {
         let cells = params::decode(&self.bytes)
             .collect::<Result<Vec<_>, _>>()
             .map_err(SqlError::Statement)?;
-        if cells.len() % self.width.max(1) != 0 || (self.width == 0 && !cells.is_empty()) {
+        let whole_rows = match self.width {
+            0 => cells.is_empty(),
+            width => cells.len().is_multiple_of(width),
+        };
+        if !whole_rows {
             return Err(SqlError::Statement(format!(
                 "a cursor sent {} values, not whole rows of {}",
                 cells.len(),
