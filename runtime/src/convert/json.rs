@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value as Json};
 use wasmconnect_sdk::data::codec::{
-    decode_value, encode_str_into, encode_value_into, put_struct_header, str_of, struct_body,
+    decode_value, encode_str_into, encode_value_into, put_struct_header, str_of,
     struct_field_values,
 };
 use wasmconnect_sdk::data::{Data, Decimal, Schema, SchemaType, Struct, Value};
@@ -1013,8 +1013,10 @@ struct EncodedPayload<'a> {
 impl serde::Serialize for EncodedPayload<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeMap};
-        if self.schema.schema_type == SchemaType::Struct && struct_body(self.bytes).is_ok() {
-            let fields = struct_field_values(self.bytes, self.schema).map_err(S::Error::custom)?;
+        // A struct of the schema (a null one is not: it is written below).
+        if self.schema.schema_type == SchemaType::Struct
+            && let Ok(fields) = struct_field_values(self.bytes, self.schema)
+        {
             let mut map = s.serialize_map(Some(self.schema.fields.len()))?;
             for field in fields {
                 let (field, bytes) = field.map_err(S::Error::custom)?;
