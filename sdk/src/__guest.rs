@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::config::{Config, ConfigIssue, ConfigStruct, ConfigType, Importance, Width};
 use crate::data::codec::SchemaCache;
@@ -111,14 +112,14 @@ fn map_from_wit(map: wit::OffsetMap) -> data::OffsetMap {
 
 pub fn position_to_wit(p: SourcePosition) -> wit::SourcePosition {
     wit::SourcePosition {
-        partition: map_to_wit(p.partition),
+        partition: map_to_wit(Arc::unwrap_or_clone(p.partition)),
         offset: map_to_wit(p.offset),
     }
 }
 
 pub fn position_from_wit(p: wit::SourcePosition) -> SourcePosition {
     SourcePosition {
-        partition: map_from_wit(p.partition),
+        partition: Arc::new(map_from_wit(p.partition)),
         offset: map_from_wit(p.offset),
     }
 }

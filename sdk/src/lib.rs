@@ -322,8 +322,8 @@ macro_rules! __export_role {
 pub mod prelude {
     pub use crate::config::{Config, ConfigIssue, ConfigStruct, Password};
     pub use crate::data::{
-        Data, Header, Outcome, PluginError, Record, RecordFailure, Scalar, Schema, SchemaType,
-        SourcePosition, SourceRecord, Struct, Value, offset_get, offset_map,
+        Data, Header, OffsetMap, Outcome, PluginError, Record, RecordFailure, Scalar, Schema,
+        SchemaType, SourcePosition, SourceRecord, Struct, Value, offset_get, offset_map,
     };
     pub use crate::testing;
     pub use crate::{Metadata, Sink, Source, Transform};

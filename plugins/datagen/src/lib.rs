@@ -36,6 +36,8 @@ pub struct Datagen {
     started: Instant,
     /// `next` when the task started, for pacing.
     first: i64,
+    /// The one source partition, `{"partition": 0}`, shared by every record.
+    partition: Arc<OffsetMap>,
 }
 
 fn users_schema() -> Schema {
@@ -165,6 +167,7 @@ impl Source for Datagen {
             limit: (config.iterations >= 0).then_some(config.iterations),
             started: Instant::now(),
             first: next,
+            partition: Arc::new(offset_map([(PARTITION_KEY, 0i64)])),
         })
     }
 
@@ -176,7 +179,7 @@ impl Source for Datagen {
             self.next += 1;
             out.push(SourceRecord {
                 position: SourcePosition {
-                    partition: offset_map([(PARTITION_KEY, 0i64)]),
+                    partition: self.partition.clone(),
                     offset: offset_map([(OFFSET_KEY, self.next)]),
                 },
                 record,

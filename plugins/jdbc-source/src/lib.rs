@@ -14,7 +14,6 @@ mod config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmconnect_sdk::data::OffsetMap;
 use wasmconnect_sdk::prelude::*;
 use wasmconnect_sdk::sql::{self, Connection, Cursor, Dialect, SqlParam, SqlValue};
 
@@ -210,8 +209,8 @@ impl Source {
         let legacy = offset_map([(TABLE_KEY, Scalar::from(self.name.as_str()))]);
         let Some(position) = positions
             .iter()
-            .find(|p| p.partition == ours)
-            .or_else(|| positions.iter().find(|p| p.partition == legacy))
+            .find(|p| *p.partition == ours)
+            .or_else(|| positions.iter().find(|p| *p.partition == legacy))
         else {
             return;
         };
@@ -524,7 +523,8 @@ impl JdbcSource {
                 .iter()
                 .find_map(|i| row.get(*i).and_then(timestamp_micros))
         };
-        let partition = source.partition(mode);
+        // One map for the batch, which each record shares.
+        let partition = Arc::new(source.partition(mode));
         let name = source
             .full_name
             .clone()

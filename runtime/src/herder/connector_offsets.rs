@@ -7,6 +7,7 @@
 //! before calling [`modify`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -128,7 +129,7 @@ pub async fn modify(
             let partitions: Vec<_> = store
                 .positions(name)
                 .into_iter()
-                .map(|p| p.partition)
+                .map(|p| Arc::unwrap_or_clone(p.partition))
                 .collect();
             store.remove(name, &partitions);
         }
@@ -150,7 +151,10 @@ pub async fn modify(
                                 "Source offsets must be null or JSON objects of primitive values: {o}"
                             ))
                         })?;
-                        puts.push(SourcePosition { partition, offset });
+                        puts.push(SourcePosition {
+                            partition: Arc::new(partition),
+                            offset,
+                        });
                     }
                 }
             }

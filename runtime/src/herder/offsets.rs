@@ -206,7 +206,7 @@ impl OffsetStore {
                     return None;
                 }
                 Some(SourcePosition {
-                    partition: map_from_json(partition)?,
+                    partition: Arc::new(map_from_json(partition)?),
                     offset: map_from_json(value)?,
                 })
             })
@@ -318,7 +318,7 @@ mod tests {
         let file = dir.path().join("offsets.json");
         let store = OffsetStore::open(Some(file.clone())).expect("open");
         let p = SourcePosition {
-            partition: offset_map([("table", "db.t"), ("protocol", "1")]),
+            partition: Arc::new(offset_map([("table", "db.t"), ("protocol", "1")])),
             offset: offset_map([("incrementing", 42i64)]),
         };
         store.put("jdbc", std::slice::from_ref(&p));

@@ -3,6 +3,7 @@
 mod poller;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -58,7 +59,7 @@ struct SourceTask {
     /// Positions acknowledged but not yet flushed to the offset store.
     unflushed: BTreeMap<String, SourcePosition>,
     /// The source partition of the last position recorded, and its offset-store key.
-    last_key: Option<(OffsetMap, String)>,
+    last_key: Option<(Arc<OffsetMap>, String)>,
     last_flush: Instant,
 }
 
@@ -294,10 +295,14 @@ impl SourceTask {
     }
 
     /// Keeps an acknowledged position for the next flush, the latest per partition. The
-    /// records of a batch mostly share a partition: its key is worked out once.
+    /// records of a batch mostly share a partition (one map, which the batch frame's
+    /// decoder shares between them): its key is worked out once.
     fn record_position(&mut self, ctx: &TaskContext, position: SourcePosition) {
         match &self.last_key {
-            Some((partition, key)) if *partition == position.partition => {
+            Some((partition, key))
+                if Arc::ptr_eq(partition, &position.partition)
+                    || *partition == position.partition =>
+            {
                 if let Some(kept) = self.unflushed.get_mut(key) {
                     *kept = position;
                 } else {

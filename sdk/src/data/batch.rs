@@ -198,10 +198,24 @@ pub fn encode_records(records: &[Record]) -> Vec<u8> {
 }
 
 /// Encodes a source's records with their positions.
+///
+/// A partition shared with the record before (the same `Arc`) is copied as the bytes
+/// written for it there, not encoded again.
 pub fn encode_source_records(records: &[SourceRecord]) -> Vec<u8> {
     let mut w = Writer::new(records.len(), records.len() * 160);
+    let mut last: Option<(&Arc<OffsetMap>, std::ops::Range<usize>)> = None;
     for r in records {
-        w.offsets(&r.position.partition);
+        let partition = &r.position.partition;
+        match &last {
+            Some((map, bytes)) if Arc::ptr_eq(map, partition) => {
+                w.body.extend_from_within(bytes.clone());
+            }
+            _ => {
+                let start = w.body.len();
+                w.offsets(partition);
+                last = Some((partition, start..w.body.len()));
+            }
+        }
         w.offsets(&r.position.offset);
         w.record(&r.record);
     }
@@ -592,8 +606,24 @@ pub fn decode_source_records(
     let frame = Arc::new(frame);
     let (mut f, n) = FrameReader::open(&frame, cache, Trust::Validate)?;
     let mut out = Vec::with_capacity(n);
+    // The last partition read and its bytes: the records of a batch mostly share one, and
+    // the same bytes read as the same map (the encoding is self-delimiting), so a repeated
+    // partition is compared, not decoded, and shared.
+    let mut last: Option<(&[u8], Arc<OffsetMap>)> = None;
     for _ in 0..n {
-        let partition = f.offsets()?;
+        let partition = match &last {
+            Some((bytes, map)) if f.r.rest().starts_with(bytes) => {
+                f.r.take(bytes.len())?;
+                map.clone()
+            }
+            _ => {
+                let rest = f.r.rest();
+                let map = Arc::new(f.offsets()?);
+                let read = rest.len() - f.r.rest().len();
+                last = Some((&rest[..read], map.clone()));
+                map
+            }
+        };
         let offset = f.offsets()?;
         let record = f.record()?;
         out.push(SourceRecord {
@@ -684,7 +714,7 @@ mod tests {
         );
         let source = vec![SourceRecord {
             position: SourcePosition {
-                partition: offset_map([("table", "db.t")]),
+                partition: Arc::new(offset_map([("table", "db.t")])),
                 offset: vec![
                     ("a".into(), Scalar::Integer(-4)),
                     ("b".into(), Scalar::Float(0.5)),
@@ -698,6 +728,39 @@ mod tests {
             decode_source_records(encode_source_records(&source), &mut cache),
             Ok(source)
         );
+    }
+
+    #[test]
+    fn a_repeated_partition_is_written_once_and_read_once() {
+        let position = |partition: &Arc<OffsetMap>, n: i64| SourcePosition {
+            partition: partition.clone(),
+            offset: offset_map([("incrementing", n)]),
+        };
+        let a = Arc::new(offset_map([("protocol", "1"), ("table", "db.a")]));
+        let b = Arc::new(offset_map([("protocol", "1"), ("table", "db.b")]));
+        // Equal to `a`, a map of its own: written in full, read as `a`'s equal.
+        let a_again = Arc::new(offset_map([("protocol", "1"), ("table", "db.a")]));
+        // A map that differs from `a` only at the end of its last text.
+        let longer = Arc::new(offset_map([("protocol", "1"), ("table", "db.a.x")]));
+        let empty = Arc::new(OffsetMap::new());
+        let partitions = [&a, &a, &b, &b, &a, &a_again, &longer, &empty, &empty, &a];
+        let source: Vec<SourceRecord> = partitions
+            .iter()
+            .zip(0..)
+            .map(|(p, n)| SourceRecord {
+                position: position(p, n),
+                record: Record::new("t", Data::schemaless(format!("v{n}"))),
+            })
+            .collect();
+        let decoded =
+            decode_source_records(encode_source_records(&source), &mut SchemaCache::new())
+                .expect("decode");
+        assert_eq!(decoded, source);
+        // Consecutive equal partitions are one map on the reading side.
+        for (i, pair) in decoded.windows(2).enumerate() {
+            let (x, y) = (&pair[0].position.partition, &pair[1].position.partition);
+            assert_eq!(Arc::ptr_eq(x, y), x == y, "records {i} and {}", i + 1);
+        }
     }
 
     /// The worker's side and the plugin's side of a transform call, natively.

@@ -347,9 +347,13 @@ pub fn offset_get<'a>(map: &'a OffsetMap, key: &str) -> Option<&'a Scalar> {
 }
 
 /// A source partition and how far the source has read in it.
+///
+/// The partition is shared: a source's records mostly come from few partitions, so each
+/// record holds its partition's map by reference (`Arc::clone`), and the batch frame and
+/// the worker work out a repeated partition once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePosition {
-    pub partition: OffsetMap,
+    pub partition: Arc<OffsetMap>,
     pub offset: OffsetMap,
 }
 
