@@ -11,17 +11,18 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures::StreamExt;
 use sqlx::mysql::{
-    MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode,
+    MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow,
+    MySqlSslMode,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{Column as _, Row, Transaction, TypeInfo, ValueRef};
+use sqlx::{Column as _, Connection as _, Row, Transaction, TypeInfo, ValueRef};
 use tokio::sync::{mpsc, oneshot};
 use wasmconnect_sdk::sql::SqlParam;
 use wasmconnect_sdk::sql::params as frame;
@@ -32,8 +33,12 @@ use super::store::TaskState;
 use super::{host_allowed, table_error};
 
 /// Connections a task's pool keeps open at most: one for a transaction, one beside it for
-/// a cursor.
+/// a cursor. (On MySQL a connection's transactions run on one more, of its own.)
 const POOL_SIZE: u32 = 2;
+/// How long a session's own MySQL connection may sit unused before its next transaction
+/// pings it first, as the pool does each checkout: a server's `wait_timeout` or a restart
+/// may have closed it meanwhile.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 /// How long `connect` (and every later checkout) waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Submitted statements that wait to run on one connection at most; `submit` waits for room.
@@ -342,7 +347,9 @@ impl SqlGrant {
 
 /// A transaction in progress.
 enum Tx {
-    MySql(Transaction<'static, MySql>),
+    /// The session's own MySQL connection ([`Session::mysql`]), inside the transaction
+    /// its first statement began.
+    MySql(MySqlConnection),
     Postgres(Transaction<'static, Postgres>),
     Sqlite(Transaction<'static, Sqlite>),
 }
@@ -351,6 +358,14 @@ enum Tx {
 struct Session {
     pool: SqlPool,
     tx: Option<Tx>,
+    /// On MySQL and MariaDB, the connection the session's transactions run on between
+    /// them: taken out of the pool (detached, so it never goes back to it) and with
+    /// autocommit off, so that a transaction begins with its first statement and a BEGIN
+    /// costs no round trip; a COMMIT or ROLLBACK ends it. A writer runs a transaction per
+    /// batch, and on loopback the BEGIN's round trip was a tenth of a batch's time on the
+    /// connection (README, Measurements, stop 28). Closed, not kept, when a COMMIT or
+    /// ROLLBACK fails: its state is then unknown (the server rolls back what was open).
+    mysql: Option<(MySqlConnection, Instant)>,
     failures: Arc<Mutex<UnreadFailures>>,
 }
 
@@ -848,9 +863,12 @@ fn row_set<R: Row>(rows: &[R], read: ReadParam<R>) -> Result<RowSet, SqlError> {
 macro_rules! with_executor {
     ($conn:expr, $statement:expr, $params:expr, |$query:ident, $exec:ident, $read:ident| $body:expr) => {
         match (&$conn.pool, &mut $conn.tx) {
-            (_, Some(Tx::MySql(tx))) => {
-                let ($query, $exec, $read) =
-                    (bind_mysql($statement, $params)?, &mut **tx, mysql_param);
+            (_, Some(Tx::MySql(connection))) => {
+                let ($query, $exec, $read) = (
+                    bind_mysql($statement, $params)?,
+                    &mut *connection,
+                    mysql_param,
+                );
                 $body
             }
             (_, Some(Tx::Postgres(tx))) => {
@@ -889,6 +907,7 @@ impl Session {
         Session {
             pool,
             tx: None,
+            mysql: None,
             failures,
         }
     }
@@ -915,7 +934,7 @@ impl Session {
         }
         UnreadFailures::next_transaction(&self.failures);
         self.tx = Some(match &self.pool {
-            SqlPool::MySql(pool, _) => Tx::MySql(pool.begin().await.map_err(error_from)?),
+            SqlPool::MySql(pool, _) => Tx::MySql(own_connection(pool, self.mysql.take()).await?),
             SqlPool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(error_from)?),
             SqlPool::Sqlite(pool) => Tx::Sqlite(pool.begin().await.map_err(error_from)?),
         });
@@ -930,7 +949,7 @@ impl Session {
         let unread = UnreadFailures::next_transaction(&self.failures);
         if commit && unread > 0 {
             let rolled_back = match tx {
-                Tx::MySql(tx) => tx.rollback().await,
+                Tx::MySql(connection) => self.end_mysql(connection, false).await,
                 Tx::Postgres(tx) => tx.rollback().await,
                 Tx::Sqlite(tx) => tx.rollback().await,
             };
@@ -943,8 +962,7 @@ impl Session {
             )));
         }
         let result = match (tx, commit) {
-            (Tx::MySql(tx), true) => tx.commit().await,
-            (Tx::MySql(tx), false) => tx.rollback().await,
+            (Tx::MySql(connection), commit) => self.end_mysql(connection, commit).await,
             (Tx::Postgres(tx), true) => tx.commit().await,
             (Tx::Postgres(tx), false) => tx.rollback().await,
             (Tx::Sqlite(tx), true) => tx.commit().await,
@@ -952,6 +970,39 @@ impl Session {
         };
         result.map_err(error_from)
     }
+
+    /// Commits or rolls back the transaction of the session's MySQL connection, and keeps
+    /// the connection for the next one if that worked.
+    async fn end_mysql(
+        &mut self,
+        mut connection: MySqlConnection,
+        commit: bool,
+    ) -> Result<(), sqlx::Error> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end).execute(&mut connection).await?;
+        self.mysql = Some((connection, Instant::now()));
+        Ok(())
+    }
+}
+
+/// A session's own MySQL connection for its next transaction: the one it kept, `held`
+/// with when it was last used, unless it sat long enough to need a ping and failed it;
+/// else a new one taken out of the pool, with autocommit off.
+async fn own_connection(
+    pool: &MySqlPool,
+    held: Option<(MySqlConnection, Instant)>,
+) -> Result<MySqlConnection, SqlError> {
+    if let Some((mut connection, used)) = held
+        && (used.elapsed() < IDLE_BEFORE_PING || connection.ping().await.is_ok())
+    {
+        return Ok(connection);
+    }
+    let mut connection = pool.acquire().await.map_err(error_from)?.detach();
+    sqlx::query("SET autocommit = 0")
+        .execute(&mut connection)
+        .await
+        .map_err(error_from)?;
+    Ok(connection)
 }
 
 /// Runs the work of `queue` one at a time, in order, on `session`, until the queue closes;
@@ -1929,6 +1980,127 @@ mod tests {
     #[tokio::test]
     async fn frames_on_postgres() {
         frames_bind_every_kind_and_malformed_ones_run_nothing(DriverKind::Postgres).await;
+    }
+
+    /// MariaDB: a session's transactions run on a connection of its own with autocommit
+    /// off, which is never handed back to the pool: the pool's connections still commit
+    /// each statement, a transaction's rows are seen only once it commits, a connection
+    /// lost between transactions is replaced (before the first statement when it sat
+    /// unused long enough to be pinged), and one dropped inside a transaction takes its
+    /// rows with it.
+    #[tokio::test]
+    async fn mariadb_transactions_run_on_a_connection_of_their_own() {
+        let table = "own_connection";
+        let pool = real_pool(DriverKind::MySql).await;
+        let SqlPool::MySql(shared, _) = pool.clone() else {
+            unreachable!("a MariaDB pool")
+        };
+        let mut conn = SqlConnection::new(pool);
+        let insert = format!("INSERT INTO {table} (id) VALUES (?)");
+        let ids = async |shared: &MySqlPool| -> Vec<i64> {
+            sqlx::query_scalar(&format!("SELECT id FROM {table} ORDER BY id"))
+                .fetch_all(shared)
+                .await
+                .expect("ids")
+        };
+        let session = conn.session().await.expect("session");
+        for ddl in [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"),
+        ] {
+            session.execute(&ddl, &[]).await.expect("ddl");
+        }
+        let connection_id = async |session: &mut Session| -> i64 {
+            let rows = session
+                .query("SELECT CONNECTION_ID()", &[])
+                .await
+                .expect("connection id");
+            match rows.rows.first().and_then(|r| r.first()) {
+                Some(SqlValue::Int(id)) => *id,
+                Some(SqlValue::Uint(id)) => i64::try_from(*id).expect("id"),
+                other => panic!("connection id: {other:?}"),
+            }
+        };
+        let write = async |session: &mut Session, id: i64| {
+            session
+                .execute(&insert, &frame_of(&[SqlValue::Int(id)]))
+                .await
+        };
+        let kill = async |id: i64| {
+            sqlx::query(&format!("KILL CONNECTION {id}"))
+                .execute(&shared)
+                .await
+                .expect("kill");
+        };
+
+        // Committed: seen from the pool. Rolled back: never seen.
+        session.begin().await.expect("begin");
+        let first = connection_id(session).await;
+        write(session, 1).await.expect("insert");
+        assert_eq!(ids(&shared).await, Vec::<i64>::new(), "uncommitted");
+        session.finish(true).await.expect("commit");
+        assert_eq!(ids(&shared).await, [1]);
+        session.begin().await.expect("begin");
+        assert_eq!(connection_id(session).await, first, "the same connection");
+        write(session, 2).await.expect("insert");
+        session.finish(false).await.expect("rollback");
+        assert_eq!(ids(&shared).await, [1]);
+
+        // Outside a transaction a statement goes to the pool, and commits.
+        write(session, 3).await.expect("insert");
+        assert_eq!(ids(&shared).await, [1, 3]);
+
+        // Its connection killed between transactions: the next fails as transient, its
+        // ROLLBACK cannot reach the server either, and the one after runs on a new one.
+        kill(first).await;
+        session.begin().await.expect("begin");
+        let lost = write(session, 4).await;
+        assert!(matches!(lost, Err(SqlError::Transient(_))), "{lost:?}");
+        assert!(
+            session.finish(false).await.is_err(),
+            "the rollback is lost too"
+        );
+        session.begin().await.expect("begin");
+        assert_ne!(connection_id(session).await, first, "a new connection");
+        write(session, 5).await.expect("insert");
+        session.finish(true).await.expect("commit");
+        assert_eq!(ids(&shared).await, [1, 3, 5]);
+
+        // Killed while it sat unused long enough to be pinged: the next transaction finds
+        // it gone before its first statement, and runs on a new one.
+        session.begin().await.expect("begin");
+        let second = connection_id(session).await;
+        session.finish(true).await.expect("commit");
+        kill(second).await;
+        if let Some((_, used)) = &mut session.mysql {
+            *used = Instant::now()
+                .checked_sub(IDLE_BEFORE_PING)
+                .expect("a clock older than the idle time");
+        }
+        session.begin().await.expect("begin");
+        assert_ne!(connection_id(session).await, second, "a new connection");
+        write(session, 7).await.expect("insert");
+        session.finish(true).await.expect("commit");
+        assert_eq!(ids(&shared).await, [1, 3, 5, 7]);
+
+        // Dropped inside a transaction: closed with it, not pooled with its rows.
+        session.begin().await.expect("begin");
+        write(session, 6).await.expect("insert");
+        drop(conn);
+        assert_eq!(ids(&shared).await, [1, 3, 5, 7]);
+        let mut held = Vec::new();
+        for _ in 0..POOL_SIZE {
+            let mut connection = shared.acquire().await.expect("pooled connection");
+            let autocommit: i64 = sqlx::query_scalar("SELECT @@autocommit")
+                .fetch_one(&mut *connection)
+                .await
+                .expect("autocommit");
+            assert_eq!(
+                autocommit, 1,
+                "every pooled connection commits each statement"
+            );
+            held.push(connection);
+        }
     }
 
     #[tokio::test]
