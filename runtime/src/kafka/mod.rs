@@ -1,6 +1,7 @@
 //! Kafka clients: construction from worker and connector settings, topic creation, and the
 //! embedded development cluster.
 
+mod assign;
 mod embedded;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
+pub use assign::StartAtCommitted;
 pub use embedded::{EmbeddedKafka, EmbeddedTopics};
 
 /// A Kafka operation failed.

@@ -23,7 +23,7 @@ use super::{
 use crate::config::connector;
 use crate::config::worker::prefixed;
 use crate::convert::{ConvertError, Converter, Converters};
-use crate::kafka::client_config;
+use crate::kafka::{StartAtCommitted, client_config};
 use crate::plugin::{CallError, SinkInstance};
 
 /// How long a batch waits to fill before it goes to the plugin anyway.
@@ -35,10 +35,13 @@ pub async fn run_sink(mut ctx: TaskContext) {
     super::finish(&ctx, outcome);
 }
 
+/// A sink task's consumer: it starts each partition it is given at the committed offset.
+type SinkConsumer = StreamConsumer<StartAtCommitted>;
+
 /// What writes a sink task's batches: the plugin, the transforms, the error policy and
 /// the offsets to commit.
 struct SinkTask {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<SinkConsumer>,
     plugin: SinkInstance,
     /// The connector's plugin name, as error reports name the class that failed.
     plugin_class: String,
@@ -55,7 +58,7 @@ struct SinkTask {
 /// What reads a sink task's records: on a task of its own, it consumes and converts the
 /// next batches while the plugin writes the one before ([`sink_loop`]).
 struct Intake {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<SinkConsumer>,
     converters: Converters,
     /// The topic of the last message, shared by the records that follow from it.
     topic: Option<Arc<str>>,
@@ -427,7 +430,7 @@ impl Intake {
 async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
     let group = connector::sink_group(&ctx.connector, &ctx.connector_config);
     let client_id = format!("connector-consumer-{}", ctx.task_name());
-    let consumer: StreamConsumer = client_config(
+    let consumer_config = client_config(
         &ctx.worker.bootstrap,
         &[
             ("group.id", &group),
@@ -452,9 +455,10 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             &ctx.worker.config.prefixed("consumer."),
             &prefixed(&ctx.connector_config, "consumer.override."),
         ],
-    )
-    .create()
-    .map_err(|e| TaskFailure::new("Cannot create the consumer", e))?;
+    );
+    let consumer: SinkConsumer = consumer_config
+        .create_with_context(StartAtCommitted::for_config(&consumer_config))
+        .map_err(|e| TaskFailure::new("Cannot create the consumer", e))?;
     let topics = connector::sink_subscription(&ctx.connector_config);
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
