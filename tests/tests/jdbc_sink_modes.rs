@@ -215,23 +215,26 @@ fn taken_ids_and_records(
 fn insert_mode_duplicate_fails_only_its_record() {
     let rt = runtime();
     let db = mysql_database(&rt);
-    // Id 400 is in the second of the batch's two parts of 250 records (the consumer hands
-    // the task 500 at a time): its statement fails after the first part's was submitted.
-    let (topic, table) = taken_ids_and_records(&rt, &db, "dup", &[400], 500);
+    // Id 1400 is in the second of the batch's two parts of 1000 records (the task is
+    // handed 2000 at a time): its statement fails after the first part's was submitted.
+    let (topic, table) = taken_ids_and_records(&rt, &db, "dup", &[1400], 2000);
     let worker = RestWorker::start(&bootstrap(), "");
     let name = unique("jdbc-dup");
     worker.create(
         &name,
         sink(
             &topic,
-            json!({"table.name.format": table, "insert.mode": "insert"}),
+            json!({
+                "table.name.format": table, "insert.mode": "insert",
+                "batch.max.records": "2000",
+            }),
         ),
     );
     let trace = worker.wait_task_failed(&name);
-    // errors.tolerance=none: the duplicate fails the task, naming its offset (id 400 is
-    // record 400, offset 399), and the batch's other rows were written.
+    // errors.tolerance=none: the duplicate fails the task, naming its offset (id 1400 is
+    // record 1400, offset 1399), and the batch's other rows were written.
     assert!(
-        trace.contains("offset 399") && trace.contains("Duplicate"),
+        trace.contains("offset 1399") && trace.contains("Duplicate"),
         "{trace}"
     );
     let names: Vec<(i64, String)> = rt
@@ -239,8 +242,8 @@ fn insert_mode_duplicate_fails_only_its_record() {
             sqlx::query_as(&format!("SELECT id, name FROM {table} ORDER BY id")).fetch_all(&db),
         )
         .expect("rows");
-    let expected: Vec<(i64, String)> = (1..=500)
-        .map(|id| (id, if id == 400 { "already" } else { "new" }.to_owned()))
+    let expected: Vec<(i64, String)> = (1..=2000)
+        .map(|id| (id, if id == 1400 { "already" } else { "new" }.to_owned()))
         .collect();
     assert_eq!(names, expected);
     rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
@@ -293,7 +296,7 @@ fn duplicates_found_after_put_returned_go_to_the_dlq_and_the_rest_is_written() {
         .expect("drop");
 }
 
-/// The sink builds and submits a batch 250 records at a time; a part that brings a new
+/// The sink builds and submits a batch 1000 records at a time; a part that brings a new
 /// field rolls back what was submitted, adds the column and writes the batch again.
 #[test]
 fn a_field_new_in_the_middle_of_a_batch_becomes_a_column_and_no_row_is_lost() {
@@ -313,9 +316,9 @@ fn a_field_new_in_the_middle_of_a_batch_becomes_a_column_and_no_row_is_lost() {
     };
     // Produced before the connector starts, so they mostly arrive as one batch: the new
     // field first appears in its second part.
-    let records: Vec<_> = (0..600)
+    let records: Vec<_> = (0..2400)
         .map(|id| {
-            let value = if id < 300 {
+            let value = if id < 1200 {
                 envelope(id, "plain", NEW_YEAR_MS)
             } else {
                 with_email(id)
@@ -337,6 +340,7 @@ fn a_field_new_in_the_middle_of_a_batch_becomes_a_column_and_no_row_is_lost() {
                 "pk.fields": "id",
                 "auto.create": "true",
                 "auto.evolve": "true",
+                "batch.max.records": "2400",
             }),
         ),
     );
@@ -348,12 +352,12 @@ fn a_field_new_in_the_middle_of_a_batch_becomes_a_column_and_no_row_is_lost() {
         .unwrap_or(-1)
     };
     wait_for(
-        "600 rows, the last 300 with an email",
+        "2400 rows, the last 1200 with an email",
         Duration::from_secs(90),
-        || count("") == 600 && count("WHERE email IS NOT NULL") == 300,
+        || count("") == 2400 && count("WHERE email IS NOT NULL") == 1200,
         || format!("connector status: {}", worker.status(&name)),
     );
-    assert_eq!(count("WHERE email IS NULL AND id < 300"), 300);
+    assert_eq!(count("WHERE email IS NULL AND id < 1200"), 1200);
     let (state, trace) = worker.task_state(&name);
     assert_eq!(state, "RUNNING", "{trace}");
     rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&db))
