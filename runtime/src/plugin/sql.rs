@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bigdecimal::BigDecimal;
@@ -359,7 +359,7 @@ struct Session {
     pool: SqlPool,
     tx: Option<Tx>,
     /// On MySQL and MariaDB, the connection the session's transactions run on between
-    /// them: taken out of the pool (detached, so it never goes back to it) and with
+    /// them ([`own_connection`]): opened beside the pool, never part of it, and with
     /// autocommit off, so that a transaction begins with its first statement and a BEGIN
     /// costs no round trip; a COMMIT or ROLLBACK ends it. A writer runs a transaction per
     /// batch, and on loopback the BEGIN's round trip was a tenth of a batch's time on the
@@ -987,7 +987,8 @@ impl Session {
 
 /// A session's own MySQL connection for its next transaction: the one it kept, `held`
 /// with when it was last used, unless it sat long enough to need a ping and failed it;
-/// else a new one taken out of the pool, with autocommit off.
+/// else a new one with the pool's options and autocommit off, opened on the writers'
+/// runtime ([`writers`]) so that its answers wake the writers' thread.
 async fn own_connection(
     pool: &MySqlPool,
     held: Option<(MySqlConnection, Instant)>,
@@ -997,12 +998,57 @@ async fn own_connection(
     {
         return Ok(connection);
     }
-    let mut connection = pool.acquire().await.map_err(error_from)?.detach();
-    sqlx::query("SET autocommit = 0")
-        .execute(&mut connection)
-        .await
-        .map_err(error_from)?;
-    Ok(connection)
+    let options = pool.connect_options();
+    let open = async move {
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let mut connection = MySqlConnection::connect_with(&options).await?;
+            sqlx::query("SET autocommit = 0")
+                .execute(&mut connection)
+                .await?;
+            Ok(connection)
+        })
+        .await;
+        match opened {
+            Ok(opened) => opened.map_err(error_from),
+            Err(_) => Err(SqlError::Transient(format!(
+                "no connection to the database within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    };
+    match writers() {
+        Some(writers) => writers.spawn(open).await.unwrap_or_else(|e| {
+            Err(SqlError::Transient(format!(
+                "opening a connection stopped: {e}"
+            )))
+        }),
+        None => open.await,
+    }
+}
+
+/// The runtime the connections' writers ([`run_submitted`]) run on, with their own MySQL
+/// connections: threads of its own, so that a statement's answer is read and the next
+/// statement sent as soon as the answer arrives, not once a worker thread busy with a
+/// plugin or a sink's intake gets to it (README, Measurements, stop 29). A writer mostly
+/// waits; its threads, one per core, park while none has work. `None` if they cannot
+/// start; the writers then run on the worker's own runtime.
+fn writers() -> Option<&'static tokio::runtime::Handle> {
+    static WRITERS: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    WRITERS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cores)
+                .thread_name("sql-writer")
+                .enable_all()
+                .build()
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "Cannot start the SQL writers' threads; they run on the worker's.");
+                })
+                .ok()
+        })
+        .as_ref()
+        .map(tokio::runtime::Runtime::handle)
 }
 
 /// Runs the work of `queue` one at a time, in order, on `session`, until the queue closes;
@@ -1097,7 +1143,11 @@ impl SqlConnection {
                     .take()
                     .unwrap_or_else(|| Session::new(self.pool.clone(), self.failures.clone()));
                 let (queue, submitted) = mpsc::channel(SUBMIT_QUEUE);
-                let task = tokio::spawn(run_submitted(session, submitted));
+                let run = run_submitted(session, submitted);
+                let task = match writers() {
+                    Some(writers) => writers.spawn(run),
+                    None => tokio::spawn(run),
+                };
                 self.writer.insert(Writer { queue, task })
             }
         };
