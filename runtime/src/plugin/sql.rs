@@ -1000,29 +1000,39 @@ async fn own_connection(
     }
     let options = pool.connect_options();
     let open = async move {
-        let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        tokio::time::timeout(CONNECT_TIMEOUT, async {
             let mut connection = MySqlConnection::connect_with(&options).await?;
             sqlx::query("SET autocommit = 0")
                 .execute(&mut connection)
                 .await?;
             Ok(connection)
         })
-        .await;
-        match opened {
-            Ok(opened) => opened.map_err(error_from),
-            Err(_) => Err(SqlError::Transient(format!(
+        .await
+        .map_err(|_| {
+            SqlError::Transient(format!(
                 "no connection to the database within {} s",
                 CONNECT_TIMEOUT.as_secs()
-            ))),
-        }
+            ))
+        })?
+        .map_err(error_from)
     };
+    on_writers(open).await.unwrap_or_else(|e| {
+        Err(SqlError::Transient(format!(
+            "opening a connection stopped: {e}"
+        )))
+    })
+}
+
+/// Runs `work` on the writers' runtime ([`writers`]), or on the worker's if that could not
+/// start.
+fn on_writers<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     match writers() {
-        Some(writers) => writers.spawn(open).await.unwrap_or_else(|e| {
-            Err(SqlError::Transient(format!(
-                "opening a connection stopped: {e}"
-            )))
-        }),
-        None => open.await,
+        Some(writers) => writers.spawn(work),
+        None => tokio::spawn(work),
     }
 }
 
@@ -1143,11 +1153,7 @@ impl SqlConnection {
                     .take()
                     .unwrap_or_else(|| Session::new(self.pool.clone(), self.failures.clone()));
                 let (queue, submitted) = mpsc::channel(SUBMIT_QUEUE);
-                let run = run_submitted(session, submitted);
-                let task = match writers() {
-                    Some(writers) => writers.spawn(run),
-                    None => tokio::spawn(run),
-                };
+                let task = on_writers(run_submitted(session, submitted));
                 self.writer.insert(Writer { queue, task })
             }
         };
