@@ -138,8 +138,8 @@ const MAX_CACHED_INSERTS: usize = 64;
 /// while the database runs the statements of this one. Each part is at least one statement
 /// on the connection's chain, so a part of a whole batch of 1000 (one statement, as the
 /// native loop writes) beat four of 250 by a fifth of the sink's rate on MariaDB, where the
-/// next batch's statements are already queued behind this one's COMMIT (README,
-/// Measurements, stop 29).
+/// next batch's statements are already queued behind this one's COMMIT
+/// (docs/measurements.md, stop 29).
 const PART: usize = 1000;
 
 /// Consecutive changes that share one statement.

@@ -363,7 +363,7 @@ struct Session {
     /// autocommit off, so that a transaction begins with its first statement and a BEGIN
     /// costs no round trip; a COMMIT or ROLLBACK ends it. A writer runs a transaction per
     /// batch, and on loopback the BEGIN's round trip was a tenth of a batch's time on the
-    /// connection (README, Measurements, stop 28). Closed, not kept, when a COMMIT or
+    /// connection (docs/measurements.md, stop 28). Closed, not kept, when a COMMIT or
     /// ROLLBACK fails: its state is then unknown (the server rolls back what was open).
     mysql: Option<(MySqlConnection, Instant)>,
     failures: Arc<Mutex<UnreadFailures>>,
@@ -1039,7 +1039,7 @@ where
 /// The runtime the connections' writers ([`run_submitted`]) run on, with their own MySQL
 /// connections: threads of its own, so that a statement's answer is read and the next
 /// statement sent as soon as the answer arrives, not once a worker thread busy with a
-/// plugin or a sink's intake gets to it (README, Measurements, stop 29). A writer mostly
+/// plugin or a sink's intake gets to it (docs/measurements.md, stop 29). A writer mostly
 /// waits; its threads, one per core, park while none has work. `None` if they cannot
 /// start; the writers then run on the worker's own runtime.
 fn writers() -> Option<&'static tokio::runtime::Handle> {

@@ -364,8 +364,8 @@ impl Intake {
                 break;
             }
             // A message already fetched is taken at once: arming the linger timer and the
-            // stop and pause watches for each one cost more than taking it (README,
-            // Measurements, "where the JDBC sink's run waits"). Only an empty queue waits,
+            // stop and pause watches for each one cost more than taking it
+            // (docs/measurements.md, "where the JDBC sink's run waits"). Only an empty queue waits,
             // for a message, a stop or a change of target; the budget keeps a long batch
             // from holding the thread.
             let received = match messages.next().now_or_never() {
@@ -447,7 +447,8 @@ async fn sink_loop(ctx: &mut TaskContext) -> Result<(), TaskFailure> {
             // librdkafka stops fetching a partition whose local queue holds more than
             // `queued.min.messages` (100,000) and looks again only after this backoff
             // (1000 ms by default): a sink that keeps up drains the queue well within it
-            // and then stands idle, about 0.6 s in every 150,000 records here (README).
+            // and then stands idle, about 0.6 s in every 150,000 records here
+            // (docs/measurements.md).
             // Java's consumer fetches again as soon as its buffer is consumed.
             ("fetch.queue.backoff.ms", "10"),
         ],
