@@ -88,7 +88,7 @@ impl Figure {
 
 /// The median ratios of a connector's rounds (each round's wasmconnect run against the
 /// native run just before it, so that a slow or fast spell of the machine counts once),
-/// and whether they meet the target for the connector.
+/// and whether they meet the connector's target (README, Measurements).
 fn print_medians(figures: &[Figure], target: f64) {
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
