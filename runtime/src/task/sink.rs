@@ -365,9 +365,9 @@ impl Intake {
             }
             // A message already fetched is taken at once: arming the linger timer and the
             // stop and pause watches for each one cost more than taking it
-            // (docs/measurements.md, "where the JDBC sink's run waits"). Only an empty queue waits,
-            // for a message, a stop or a change of target; the budget keeps a long batch
-            // from holding the thread.
+            // (docs/measurements.md, "where the JDBC sink's run waits"). Only an empty
+            // queue waits, for a message, a stop or a change of target; the budget keeps a
+            // long batch from holding the thread.
             let received = match messages.next().now_or_never() {
                 Some(received) => {
                     tokio::task::coop::consume_budget().await;
